@@ -1,0 +1,1 @@
+"""Ingestion: Segment HTTP payloads and bulk files turned into stored events and rejects."""

@@ -1,0 +1,168 @@
+"""The embedded DuckDB database: opening, migrations, and the writes every other layer asks for."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from troth.errors import StoreError
+from troth.events.schema import EVENT_COLUMNS, EVENT_SCHEMA, REJECT_SCHEMA
+from troth.store.migrations import MIGRATIONS
+
+__all__ = ["Database", "open_database"]
+
+_EVENT_COLUMN_LIST = ", ".join(EVENT_COLUMNS)
+_REJECT_COLUMN_LIST = ", ".join(REJECT_SCHEMA.names)
+
+
+class Database:
+    """One open DuckDB database file; the only object in Troth that holds a connection."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, path: str) -> None:
+        self._con = connection
+        self.path = path
+        self._ibis: Any = None
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """Return the DuckDB connection (the store layer's own handle)."""
+        return self._con
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """Return a new cursor on the same database, for use from another thread."""
+        cur = self._con.cursor()
+        cur.execute("SET TimeZone = 'UTC'")
+        return cur
+
+    def ibis(self) -> Any:
+        """Return an Ibis backend over this database for analytics expressions."""
+        if self._ibis is None:
+            import ibis
+
+            self._ibis = ibis.duckdb.from_connection(self.cursor())
+        return self._ibis
+
+    def schema_version(self) -> int:
+        """Return the newest applied migration's version number."""
+        row = self._con.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0)
+
+    def migrate(self) -> list[int]:
+        """Apply pending migrations in order; return the versions applied now."""
+        self._con.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            "version INTEGER PRIMARY KEY, description VARCHAR, applied_at TIMESTAMPTZ)"
+        )
+        current = self.schema_version()
+        applied = []
+        for migration in MIGRATIONS:
+            if migration.version <= current:
+                continue
+            with self.transaction() as cur:
+                for statement in migration.statements:
+                    cur.execute(statement)
+                cur.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                    [migration.version, migration.description, datetime.now(UTC)],
+                )
+            applied.append(migration.version)
+        return applied
+
+    @contextlib.contextmanager
+    def transaction(
+        self, cursor: duckdb.DuckDBPyConnection | None = None
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Yield a cursor inside BEGIN … COMMIT, rolled back if the block raises."""
+        cur = cursor if cursor is not None else self._con
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            yield cur
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        cur.execute("COMMIT")
+
+    def insert_events(
+        self, events: pa.Table, cursor: duckdb.DuckDBPyConnection | None = None
+    ) -> int:
+        """Insert events (EVENT_SCHEMA), skipping known messageIds; return how many were new."""
+        cur = cursor if cursor is not None else self._con
+        events = events.select(list(EVENT_COLUMNS)).cast(EVENT_SCHEMA)
+        cur.register("_troth_new_events", events)
+        try:
+            row = cur.execute(
+                f"INSERT INTO events ({_EVENT_COLUMN_LIST}) "
+                f"SELECT {_EVENT_COLUMN_LIST} FROM _troth_new_events ON CONFLICT DO NOTHING"
+            ).fetchone()
+        finally:
+            cur.unregister("_troth_new_events")
+        return int(row[0]) if row else 0
+
+    def insert_rejects(
+        self, rejects: pa.Table, cursor: duckdb.DuckDBPyConnection | None = None
+    ) -> None:
+        """Record rejected inputs (REJECT_SCHEMA) with their reasons."""
+        if rejects.num_rows == 0:
+            return
+        cur = cursor if cursor is not None else self._con
+        cur.register("_troth_new_rejects", rejects.cast(REJECT_SCHEMA))
+        try:
+            cur.execute(
+                f"INSERT INTO rejects ({_REJECT_COLUMN_LIST}) "
+                f"SELECT {_REJECT_COLUMN_LIST} FROM _troth_new_rejects"
+            )
+        finally:
+            cur.unregister("_troth_new_rejects")
+
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the database file."""
+        self._con.execute("CHECKPOINT")
+
+    def close(self) -> None:
+        """Checkpoint and close the database."""
+        with contextlib.suppress(duckdb.Error):
+            self._con.execute("CHECKPOINT")
+        self._con.close()
+
+
+def open_database(
+    path: str | Path,
+    *,
+    read_only: bool = False,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+) -> Database:
+    """Return the database at `path`, created and migrated to the newest schema if needed."""
+    path = str(path)
+    if path != ":memory:":
+        parent = Path(path).expanduser().resolve().parent
+        if not parent.is_dir():
+            raise StoreError(f"cannot create database {path}: folder {parent} does not exist")
+    config: dict[str, Any] = {}
+    if threads:
+        config["threads"] = threads
+    if memory_limit:
+        config["memory_limit"] = memory_limit
+    try:
+        con = duckdb.connect(path, read_only=read_only, config=config)
+    except duckdb.IOException as exc:
+        text = str(exc)
+        if "lock" in text.lower():
+            raise StoreError(
+                f"database {path} is in use by another process (is `troth serve` running?): "
+                "stop that process, or use its HTTP API instead"
+            ) from exc
+        raise StoreError(f"cannot open database {path}: {text}") from exc
+    except duckdb.Error as exc:
+        raise StoreError(f"cannot open database {path}: {exc}") from exc
+    con.execute("SET TimeZone = 'UTC'")
+    db = Database(con, path)
+    if not read_only:
+        db.migrate()
+    return db

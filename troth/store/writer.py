@@ -1,0 +1,169 @@
+"""The single writer: a bounded queue drained by one thread that commits events in groups.
+
+DuckDB allows one writer, and a commit costs about the same for ten events as for ten thousand,
+so concurrent requests are queued and written together; each request is answered only after the
+transaction holding its events has committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from troth.errors import OverloadedError, StoreError
+from troth.events.schema import EVENT_SCHEMA, REJECT_SCHEMA
+from troth.store.database import Database
+
+__all__ = ["CommitResult", "GroupCommitWriter"]
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[["CommitResult"], None]
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    """What became of one request's events: how many were committed, or what stopped them."""
+
+    accepted: int
+    error: Exception | None = None
+
+
+@dataclass
+class _Request:
+    rows: Sequence[tuple]
+    rejects: Sequence[tuple]
+    callback: Callback
+    inserted: int = 0
+    message_ids: list[str] = field(default_factory=list)
+
+
+_STOP = object()
+
+
+class GroupCommitWriter:
+    """Owns the write cursor; `submit` queues rows, the thread commits them in groups."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        max_queued_events: int = 200_000,
+        max_group_events: int = 20_000,
+        retry_after_s: int = 1,
+        on_commit: Callable[[int], None] | None = None,
+    ) -> None:
+        self._db = db
+        self._cursor = db.cursor()
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._max_queued = max_queued_events
+        self._max_group = max_group_events
+        self._retry_after = retry_after_s
+        self._on_commit = on_commit
+        self._queued = 0
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="troth-writer", daemon=True)
+        self._stopped = False
+        self.commits = 0
+        self.events_written = 0
+
+    def start(self) -> GroupCommitWriter:
+        """Start the writer thread; return self."""
+        self._thread.start()
+        return self
+
+    @property
+    def queued_events(self) -> int:
+        """Return the number of events waiting for a commit."""
+        return self._queued
+
+    def submit(self, rows: Sequence[tuple], rejects: Sequence[tuple], callback: Callback) -> None:
+        """Queue rows (EVENT_SCHEMA tuples) and rejects; `callback` runs after the commit.
+
+        Raises OverloadedError when the queue holds too many events, so memory stays bounded.
+        """
+        size = len(rows) + len(rejects)
+        with self._lock:
+            if self._stopped:
+                raise StoreError("the writer is shutting down")
+            if self._queued + size > self._max_queued and self._queued > 0:
+                raise OverloadedError(
+                    f"{self._queued} events are waiting to be written; retry shortly",
+                    retry_after=self._retry_after,
+                )
+            self._queued += size
+        self._queue.put(_Request(rows, rejects, callback))
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Write what is queued, then stop the thread."""
+        with self._lock:
+            self._stopped = True
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+
+    def _take_group(self, first: _Request) -> tuple[list[_Request], bool]:
+        """Return the requests to commit together, and whether a stop was asked for."""
+        group = [first]
+        size = len(first.rows)
+        while size < self._max_group:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                return group, True
+            group.append(item)
+            size += len(item.rows)
+        return group, False
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            item = self._queue.get()
+            if item is _STOP:
+                break
+            group, stop = self._take_group(item)
+            self._commit(group)
+
+    def _commit(self, group: list[_Request]) -> None:
+        rows = [row for request in group for row in request.rows]
+        rejects = [row for request in group for row in request.rejects]
+        error: Exception | None = None
+        inserted = 0
+        try:
+            with self._db.transaction(self._cursor) as cur:
+                if rows:
+                    inserted = self._db.insert_events(_to_table(rows, EVENT_SCHEMA), cur)
+                if rejects:
+                    self._db.insert_rejects(_to_table(rejects, REJECT_SCHEMA), cur)
+        except Exception as exc:  # the requests must be answered whatever went wrong
+            log.exception("group commit of %d events failed", len(rows))
+            error = StoreError(f"events could not be stored: {exc}")
+        size = len(rows) + len(rejects)
+        with self._lock:
+            self._queued -= size
+        if error is None:
+            self.commits += 1
+            self.events_written += inserted
+            if self._on_commit is not None:
+                self._on_commit(inserted)
+        for request in group:
+            try:
+                request.callback(CommitResult(len(request.rows), error))
+            except Exception:
+                log.exception("commit callback failed")
+
+
+def _to_table(rows: Sequence[tuple], schema: pa.Schema) -> pa.Table:
+    """Return row tuples as an Arrow table of `schema`."""
+    columns = list(zip(*rows, strict=True))
+    return pa.Table.from_arrays(
+        [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)],
+        schema=schema,
+    )
+
