@@ -107,8 +107,7 @@ def _message_id(call: _Call, raw: bytes) -> str:
         return "troth-" + hashlib.blake2b(raw, digest_size=16).hexdigest()
     if len(call.message_id) > MAX_MESSAGE_ID_CHARS:
         raise EventValidationError(
-            f"messageId is {len(call.message_id)} characters; the limit is "
-            f"{MAX_MESSAGE_ID_CHARS}",
+            f"messageId is {len(call.message_id)} characters; the limit is {MAX_MESSAGE_ID_CHARS}",
             "messageId",
         )
     return call.message_id

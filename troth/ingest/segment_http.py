@@ -158,4 +158,3 @@ def _message_id_of(raw: bytes) -> str | None:
 def _payload_text(raw: bytes) -> str:
     """Return a rejected call's bytes as text for the rejects table."""
     return raw.decode("utf-8", errors="replace")
-

@@ -42,11 +42,15 @@ def create_token(db: Database, role: str) -> tuple[str, str]:
 
 def list_credentials(db: Database) -> list[Credential]:
     """Return every write key and token, oldest first (secrets are never stored or shown)."""
-    rows = db.cursor().execute(
-        "SELECT source_id, 'write_key', name, key_prefix, created_at, revoked_at FROM sources "
-        "UNION ALL SELECT token_id, 'token', role, token_prefix, created_at, revoked_at "
-        "FROM api_tokens ORDER BY created_at"
-    ).fetchall()
+    rows = (
+        db.cursor()
+        .execute(
+            "SELECT source_id, 'write_key', name, key_prefix, created_at, revoked_at FROM sources "
+            "UNION ALL SELECT token_id, 'token', role, token_prefix, created_at, revoked_at "
+            "FROM api_tokens ORDER BY created_at"
+        )
+        .fetchall()
+    )
     return [Credential(*row) for row in rows]
 
 
@@ -77,9 +81,11 @@ def authenticate_write_key(db: Database, key: str | None) -> str:
         raise AuthenticationError(
             "missing write key: send it as the HTTP Basic user name or as writeKey in the body"
         )
-    row = db.cursor().execute(
-        "SELECT source_id, revoked_at FROM sources WHERE key_hash = ?", [hash_secret(key)]
-    ).fetchone()
+    row = (
+        db.cursor()
+        .execute("SELECT source_id, revoked_at FROM sources WHERE key_hash = ?", [hash_secret(key)])
+        .fetchone()
+    )
     if row is None:
         raise AuthenticationError("unknown write key")
     if row[1] is not None:
@@ -91,9 +97,13 @@ def authenticate_token(db: Database, token: str | None) -> str:
     """Return the role of an active bearer token, or raise AuthenticationError."""
     if not token:
         raise AuthenticationError("missing bearer token: send 'Authorization: Bearer <token>'")
-    row = db.cursor().execute(
-        "SELECT role, revoked_at FROM api_tokens WHERE token_hash = ?", [hash_secret(token)]
-    ).fetchone()
+    row = (
+        db.cursor()
+        .execute(
+            "SELECT role, revoked_at FROM api_tokens WHERE token_hash = ?", [hash_secret(token)]
+        )
+        .fetchone()
+    )
     if row is None:
         raise AuthenticationError("unknown bearer token")
     if row[1] is not None:

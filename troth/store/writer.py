@@ -166,4 +166,3 @@ def _to_table(rows: Sequence[tuple], schema: pa.Schema) -> pa.Table:
         [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)],
         schema=schema,
     )
-

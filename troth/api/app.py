@@ -1,0 +1,110 @@
+"""The FastAPI application: built around an Engine, with the writer running for its lifetime."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from troth import __version__
+from troth.api import ingestion, read
+from troth.api.state import ServerState
+from troth.config import ServerSettings
+from troth.engine import Engine
+from troth.errors import AuthenticationError, CustomerNotFound, TrothError
+from troth.store.writer import GroupCommitWriter
+
+__all__ = ["create_app"]
+
+
+def create_app(engine: Engine, server: ServerSettings | None = None) -> FastAPI:
+    """Return the Troth HTTP app over `engine`; the writer starts and stops with the app."""
+    server = server or engine.settings.server
+    writer = GroupCommitWriter(
+        engine.db,
+        max_queued_events=server.queue_max_events,
+        max_group_events=server.group_commit_max_events,
+        retry_after_s=server.retry_after_s,
+    )
+    state = ServerState(
+        engine, writer, server.identity_interval_s, commit_timeout_s=server.commit_timeout_s
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        state.start()
+        try:
+            yield
+        finally:
+            state.stop()
+
+    app = FastAPI(
+        title="Troth",
+        version=__version__,
+        summary="Customer engagement engine: Segment-compatible ingestion and read API.",
+        lifespan=lifespan,
+    )
+    app.state.troth = state
+    app.include_router(ingestion.router)
+    app.include_router(read.router)
+    _add_error_handlers(app)
+    _add_operations_routes(app, state)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AuthenticationError)
+    async def _unauthorized(_request: Request, exc: AuthenticationError) -> JSONResponse:
+        return JSONResponse(
+            {"success": False, "error": str(exc)},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+    @app.exception_handler(read.Forbidden)
+    async def _forbidden(_request: Request, exc: read.Forbidden) -> JSONResponse:
+        return JSONResponse({"success": False, "error": str(exc)}, status_code=403)
+
+    @app.exception_handler(CustomerNotFound)
+    async def _not_found(_request: Request, exc: CustomerNotFound) -> JSONResponse:
+        return JSONResponse({"success": False, "error": str(exc)}, status_code=404)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"success": False, "error": str(exc)}, status_code=400)
+
+    @app.exception_handler(TrothError)
+    async def _troth_error(_request: Request, exc: TrothError) -> JSONResponse:
+        return JSONResponse({"success": False, "error": str(exc)}, status_code=400)
+
+
+def _add_operations_routes(app: FastAPI, state: ServerState) -> None:
+    @app.get("/health")
+    def health() -> dict[str, object]:
+        """Return liveness and the write queue depth."""
+        return {
+            "status": "ok",
+            "version": __version__,
+            "queued_events": state.writer.queued_events,
+            "schema_version": state.engine.db.schema_version(),
+        }
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def metrics() -> str:
+        """Return counters in the Prometheus text format."""
+        c = state.counters
+        values = {
+            "troth_http_requests_total": c.requests,
+            "troth_events_accepted_total": c.events_accepted,
+            "troth_events_rejected_total": c.events_rejected,
+            "troth_requests_throttled_total": c.requests_throttled,
+            "troth_requests_unauthorized_total": c.requests_unauthorized,
+            "troth_events_written_total": state.writer.events_written,
+            "troth_commits_total": state.writer.commits,
+            "troth_identity_runs_total": c.identity_runs,
+            "troth_write_queue_events": state.writer.queued_events,
+        }
+        return "".join(f"{name} {value}\n" for name, value in values.items())

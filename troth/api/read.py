@@ -1,0 +1,51 @@
+"""The read API under /api/v1: bearer tokens with roles, JSON answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+__all__ = ["Forbidden", "router"]
+
+router = APIRouter(prefix="/api/v1")
+_bearer = HTTPBearer(auto_error=False)
+
+# Roles that may read one person's data; a viewer sees aggregates only.
+_PERSON_ROLES = frozenset({"admin", "analyst"})
+
+
+class Forbidden(Exception):
+    """The token is valid but its role may not do this."""
+
+
+def role(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+) -> str:
+    """Return the role of the request's bearer token (also read from the sign-in cookie)."""
+    token = credentials.credentials if credentials is not None else None
+    if token is None:
+        token = request.cookies.get("troth_token")
+    return request.app.state.troth.engine.role_for_token(token)
+
+
+def person_reader(role_name: str = Depends(role)) -> str:
+    """Return the role if it may read individual customers, else raise Forbidden."""
+    if role_name not in _PERSON_ROLES:
+        raise Forbidden(f"role '{role_name}' sees aggregates only; customer data needs analyst")
+    return role_name
+
+
+@router.get("/customers/{identifier}")
+def get_customer(
+    identifier: str, request: Request, _role: str = Depends(person_reader)
+) -> dict[str, Any]:
+    """Return the customer holding `identifier`: ids, traits, event counts, first/last seen."""
+    return request.app.state.troth.engine.customer(identifier)
+
+
+@router.get("/summary")
+def get_summary(request: Request, _role: str = Depends(role)) -> dict[str, Any]:
+    """Return store-wide counts: customers, events by name and channel, merges, rejects."""
+    return request.app.state.troth.engine.summary()

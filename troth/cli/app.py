@@ -1,0 +1,28 @@
+"""The `troth` command: a thin layer that parses options and calls the engine."""
+
+from __future__ import annotations
+
+from typer import Typer
+
+from troth.cli import customers, data, keys, serve
+
+__all__ = ["app", "main"]
+
+app = Typer(
+    name="troth",
+    help="Troth: a customer engagement engine that speaks the Segment spec.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("serve")(serve.serve)
+app.command("import")(data.import_command)
+app.command("generate")(data.generate)
+app.command("demo")(data.demo)
+app.add_typer(keys.app, name="keys")
+app.add_typer(customers.app, name="customers")
+
+
+def main() -> None:
+    """Run the `troth` command line."""
+    app()

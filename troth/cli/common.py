@@ -1,0 +1,75 @@
+"""What every command shares: the --db and --config options, opening the engine, errors."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from troth.config import Settings, load_settings
+from troth.engine import Engine
+from troth.errors import TrothError
+
+__all__ = ["ConfigOption", "DbOption", "JsonOption", "console", "open_engine", "print_json"]
+
+console = Console()
+err_console = Console(stderr=True)
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--db",
+        envvar="TROTH_DB",
+        help="DuckDB database file (default: [store] path in troth.toml, else troth.duckdb).",
+        show_default=False,
+    ),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", help="Config file (default: ./troth.toml if present).", show_default=False
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def settings_for(config: Path | None) -> Settings:
+    """Return the settings, exiting with a clear message when the config file is invalid."""
+    try:
+        return load_settings(config)
+    except TrothError as exc:
+        fail(str(exc))
+        raise  # unreachable: fail exits
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print an error to stderr and exit with `code`."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def open_engine(db: Path | None, config: Path | None) -> Iterator[Engine]:
+    """Yield an engine over the chosen database; Troth errors become a message and exit 1."""
+    settings = settings_for(config)
+    try:
+        engine = Engine.open(settings, db)
+    except TrothError as exc:
+        fail(str(exc))
+    try:
+        yield engine
+    except TrothError as exc:
+        fail(str(exc))
+    finally:
+        engine.close()
+
+
+def print_json(value: Any) -> None:
+    """Print `value` as indented JSON on stdout."""
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")

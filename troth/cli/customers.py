@@ -1,0 +1,64 @@
+"""`troth customers show`: one customer, found by any of their identifiers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from troth.cli.common import ConfigOption, DbOption, JsonOption, console, open_engine, print_json
+
+app = typer.Typer(help="Look at customers.", no_args_is_help=True)
+
+
+@app.command("show")
+def show(
+    identifier: Annotated[
+        str, typer.Argument(help="Any identifier: customer id, userId, anonymousId, email.")
+    ],
+    db: DbOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a customer's identifiers, latest traits, activity and merge history."""
+    with open_engine(db, config) as engine:
+        profile = engine.customer(identifier)
+    if as_json:
+        print_json(profile)
+    else:
+        render_profile(profile)
+
+
+def render_profile(profile: dict[str, Any]) -> None:
+    """Print a customer profile as rich tables."""
+    console.print(
+        f"[bold]{profile['customer_id']}[/]  {profile['event_count']} events, "
+        f"first seen {profile['first_seen']}, last seen {profile['last_seen']}"
+    )
+    ids = Table("kind", "identifier", "first seen", "last seen", title="Identifiers")
+    for ident in profile["identifiers"]:
+        ids.add_row(
+            ident["kind"], ident["value"], ident["first_seen"] or "", ident["last_seen"] or ""
+        )
+    console.print(ids)
+    if profile["traits"]:
+        traits = Table("trait", "latest value", title="Traits")
+        for name, value in profile["traits"].items():
+            traits.add_row(str(name), str(value))
+        console.print(traits)
+    counts = Table("event", "count", title="Events")
+    for name, n in profile["events_by_name"].items():
+        counts.add_row(name, str(n))
+    console.print(counts)
+    if profile["merges"]:
+        merges = Table("when", "from", "into", "identifiers", "because", title="Merges")
+        for m in profile["merges"]:
+            merges.add_row(
+                m["merged_at"],
+                m["from_customer_id"],
+                m["into_customer_id"],
+                str(m["identifiers_moved"]),
+                m["reasons"] or "",
+            )
+        console.print(merges)

@@ -1,0 +1,102 @@
+"""The composition root: one object that wires the store to the domain for the CLI and the API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from troth.access.keys import Credential
+from troth.config import Settings
+from troth.ingest.files import ImportSummary, import_file
+from troth.ingest.mapping import TableMapping
+from troth.store import Database, open_database
+from troth.store.credentials import (
+    authenticate_token,
+    authenticate_write_key,
+    create_token,
+    create_write_key,
+    list_credentials,
+    revoke_credential,
+)
+from troth.store.customers import customer_profile
+from troth.store.identity import ResolutionSummary, identities_stale, resolve_identities
+from troth.store.summary import store_summary
+
+__all__ = ["Engine"]
+
+
+class Engine:
+    """Troth over one database: every operation the CLI and the HTTP API offer."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+
+    @classmethod
+    def open(cls, settings: Settings, db_path: str | Path | None = None) -> Engine:
+        """Return an engine over the database at `db_path` (default: the settings' path)."""
+        path = db_path if db_path is not None else settings.store.path
+        db = open_database(
+            path, threads=settings.store.threads, memory_limit=settings.store.memory_limit
+        )
+        return cls(db, settings)
+
+    def close(self) -> None:
+        """Checkpoint and close the database."""
+        self.db.close()
+
+    def resolve_identities(self) -> ResolutionSummary:
+        """Bring customers up to date with the events stored so far; return what changed."""
+        return resolve_identities(self.db, self.settings.identity.merge_on)
+
+    def identities_stale(self) -> bool:
+        """Return True when stored events have not been through identity resolution yet."""
+        return identities_stale(self.db)
+
+    def customer(self, identifier: str) -> dict[str, Any]:
+        """Return the profile of the customer holding `identifier` (any of their identifiers)."""
+        if identities_stale(self.db):
+            self.resolve_identities()
+        return customer_profile(self.db, identifier)
+
+    def import_file(
+        self,
+        path: Path,
+        mapping: TableMapping | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ImportSummary:
+        """Import a CSV, JSONL or Parquet file, then resolve identities; return the counts."""
+        summary = import_file(self.db, path, mapping=mapping, progress=progress)
+        self.resolve_identities()
+        return summary
+
+    def summary(self) -> dict[str, Any]:
+        """Return store-wide counts: customers, events by name and channel, identity merges."""
+        if identities_stale(self.db):
+            self.resolve_identities()
+        return store_summary(self.db)
+
+    def create_write_key(self, source: str) -> tuple[str, str]:
+        """Create a write key for a source; return (source id, key)."""
+        return create_write_key(self.db, source)
+
+    def create_token(self, role: str) -> tuple[str, str]:
+        """Create a bearer token with a role; return (token id, token)."""
+        return create_token(self.db, role)
+
+    def credentials(self) -> list[Credential]:
+        """Return every write key and token (without secrets)."""
+        return list_credentials(self.db)
+
+    def revoke(self, key_or_id: str) -> Credential:
+        """Revoke a write key or token by id or value; return it."""
+        return revoke_credential(self.db, key_or_id)
+
+    def source_for_write_key(self, key: str | None) -> str:
+        """Return the source id of a write key, or raise AuthenticationError."""
+        return authenticate_write_key(self.db, key)
+
+    def role_for_token(self, token: str | None) -> str:
+        """Return the role of a bearer token, or raise AuthenticationError."""
+        return authenticate_token(self.db, token)
