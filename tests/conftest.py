@@ -7,8 +7,6 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from troth.config import Settings
-from troth.engine import Engine
 from troth.store import Database, open_database
 
 # Deterministic examples (CI reproduces what a developer saw) and no per-example deadline:
@@ -25,7 +23,10 @@ def db(tmp_path: Path) -> Database:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Engine:
+def engine(tmp_path: Path):
+    from troth.config import Settings
+    from troth.engine import Engine
+
     eng = Engine.open(Settings(), tmp_path / "engine.duckdb")
     yield eng
     eng.close()

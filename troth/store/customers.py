@@ -53,7 +53,7 @@ def customer_profile(db: Database, identifier: str) -> dict[str, Any]:
     ).fetchall()
     user_ids = [v for k, v, *_ in idents if k == "user_id"]
     anonymous_ids = [v for k, v, *_ in idents if k == "anonymous_id"]
-    events = customer_events(db.ibis().table("events"), user_ids, anonymous_ids)
+    events = customer_events(db.unbound_table("events"), user_ids, anonymous_ids)
     stats = cur.execute(
         "SELECT count(*), min(timestamp), max(timestamp) FROM ("
         + ibis.to_sql(events, dialect="duckdb")

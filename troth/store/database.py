@@ -21,6 +21,18 @@ _EVENT_COLUMN_LIST = ", ".join(EVENT_COLUMNS)
 _REJECT_COLUMN_LIST = ", ".join(REJECT_SCHEMA.names)
 
 
+# DuckDB type names that Ibis spells differently.
+_IBIS_TYPES = {
+    "TIMESTAMP WITH TIME ZONE": "timestamp('UTC')",
+    "VARCHAR": "string",
+    "BIGINT": "int64",
+    "INTEGER": "int32",
+    "DOUBLE": "float64",
+    "BOOLEAN": "boolean",
+    "JSON": "json",
+}
+
+
 class Database:
     """One open DuckDB database file; the only object in Troth that holds a connection."""
 
@@ -28,6 +40,7 @@ class Database:
         self._con = connection
         self.path = path
         self._ibis: Any = None
+        self._schemas: dict[str, Any] = {}
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
@@ -47,6 +60,28 @@ class Database:
 
             self._ibis = ibis.duckdb.from_connection(self.cursor())
         return self._ibis
+
+    def unbound_table(self, name: str, source: str | None = None) -> Any:
+        """Return an unbound Ibis table `name` with the columns of stored table `source`.
+
+        Domain code builds expressions over these; the store compiles them to SQL and runs them
+        on its own cursor, inside its own transactions.
+        """
+        import ibis
+
+        key = source or name
+        if key not in self._schemas:
+            columns = self._con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_name = ? ORDER BY ordinal_position",
+                [key],
+            ).fetchall()
+            if not columns:
+                raise StoreError(f"table {key} does not exist")
+            self._schemas[key] = ibis.schema(
+                {col: _IBIS_TYPES.get(dtype, dtype.lower()) for col, dtype in columns}
+            )
+        return ibis.table(self._schemas[key], name=name)
 
     def schema_version(self) -> int:
         """Return the newest applied migration's version number."""

@@ -73,9 +73,8 @@ def _sql(expr: ir.Expr) -> str:
 
 
 def _unbound(db: Database, name: str, source: str | None = None) -> ir.Table:
-    """Return an unbound Ibis table named `name` with the schema of stored table `source`."""
-    schema = db.ibis().table(source or name).schema()
-    return ibis.table(schema, name=name)
+    """Return an unbound Ibis table over a stored table (see Database.unbound_table)."""
+    return db.unbound_table(name, source)
 
 
 def resolve_identities(db: Database, merge_on: Sequence[str] = ()) -> ResolutionSummary:
