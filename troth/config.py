@@ -42,6 +42,11 @@ class StoreSettings(_Section):
     memory_limit: str | None = Field(
         None, description="DuckDB memory limit such as '4GB'; default: 80% of RAM."
     )
+    checkpoint_threshold: str = Field(
+        "256MB",
+        description="Write-ahead log size at which DuckDB folds it into the database file; "
+        "larger means rarer write stalls but a longer replay after a crash.",
+    )
 
 
 class ServerSettings(_Section):

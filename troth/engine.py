@@ -37,8 +37,12 @@ class Engine:
     def open(cls, settings: Settings, db_path: str | Path | None = None) -> Engine:
         """Return an engine over the database at `db_path` (default: the settings' path)."""
         path = db_path if db_path is not None else settings.store.path
+        store = settings.store
         db = open_database(
-            path, threads=settings.store.threads, memory_limit=settings.store.memory_limit
+            path,
+            threads=store.threads,
+            memory_limit=store.memory_limit,
+            checkpoint_threshold=store.checkpoint_threshold,
         )
         return cls(db, settings)
 

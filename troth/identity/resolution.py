@@ -23,6 +23,8 @@ __all__ = [
     "events_with_customer",
     "identity_links",
     "initial_labels",
+    "link_end_nodes",
+    "merge_node_dates",
     "merges_between",
     "node_key",
     "observed_nodes",
@@ -139,6 +141,31 @@ def identity_links(events: ir.Table, merge_on: Sequence[str] = ()) -> ir.Table:
         )
     links = ibis.union(*parts, distinct=False)
     return links.filter(links.a != links.b)
+
+
+def link_end_nodes(links: ir.Table) -> ir.Table:
+    """Return the nodes at either end of `links`, shaped like observed_nodes with no dates.
+
+    An alias previousId is linked as both a userId and an anonymousId; the kind never seen in
+    an event has no dates, ranks last and is not shown as an identifier.
+    """
+    ends = ibis.union(links.select(node=links.a), links.select(node=links.b), distinct=True)
+    return ends.select(
+        node=ends.node,
+        kind=ends.node.split(":")[0],
+        value=ends.node.substr(ends.node.find(":") + 1),
+        first_seen=ibis.null("timestamp('UTC')"),
+        last_seen=ibis.null("timestamp('UTC')"),
+    )
+
+
+def merge_node_dates(*nodes: ir.Table) -> ir.Table:
+    """Return one row per node with the earliest first_seen and latest last_seen of the inputs."""
+    columns = ["node", "kind", "value", "first_seen", "last_seen"]
+    every = ibis.union(*(n.select(columns) for n in nodes), distinct=False)
+    return every.group_by(["node", "kind", "value"]).agg(
+        first_seen=every.first_seen.min(), last_seen=every.last_seen.max()
+    )
 
 
 def initial_labels(nodes: ir.Table) -> ir.Table:

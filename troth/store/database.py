@@ -172,6 +172,7 @@ def open_database(
     read_only: bool = False,
     threads: int | None = None,
     memory_limit: str | None = None,
+    checkpoint_threshold: str | None = None,
 ) -> Database:
     """Return the database at `path`, created and migrated to the newest schema if needed."""
     path = str(path)
@@ -184,6 +185,8 @@ def open_database(
         config["threads"] = threads
     if memory_limit:
         config["memory_limit"] = memory_limit
+    if checkpoint_threshold:
+        config["checkpoint_threshold"] = checkpoint_threshold
     try:
         con = duckdb.connect(path, read_only=read_only, config=config)
     except duckdb.IOException as exc:

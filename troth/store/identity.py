@@ -1,9 +1,10 @@
 """Runs identity resolution (troth.identity) against the database, incrementally.
 
-New events since the last run (by `seq`, which the single writer assigns in commit order) add
-their links and identifiers; components are then recomputed over the whole identifier graph —
-far smaller than the event log — and the customer assignment is swapped in one transaction,
-with every merge recorded.
+Each run reads the events stored since the last one (by `seq`, which the single writer assigns
+in commit order), adds their links and identifiers, and recomputes only the components they
+touch: the customers owning any identifier seen in the new events, plus the new identifiers.
+The new assignment of those nodes replaces the old one in one transaction, with every merge
+recorded. A change of the merge rules rebuilds the whole graph from every event.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from troth.identity import (
     customer_id_of,
     identity_links,
     initial_labels,
+    link_end_nodes,
+    merge_node_dates,
     merges_between,
     observed_nodes,
     propagate_labels,
@@ -29,12 +32,33 @@ from troth.store.database import Database
 __all__ = ["ResolutionSummary", "identities_stale", "resolve_identities"]
 
 _lock = threading.Lock()
-_MAX_ROUNDS = 200
+_MAX_ROUNDS = 1000
+_NODE_SCHEMA = ibis.schema(
+    {
+        "node": "string",
+        "kind": "string",
+        "value": "string",
+        "first_seen": "timestamp('UTC')",
+        "last_seen": "timestamp('UTC')",
+    }
+)
+_TEMP_TABLES = (
+    "_fresh_links",
+    "_new_links",
+    "_fresh_nodes",
+    "_touched_customers",
+    "_previous",
+    "_nodes",
+    "_graph",
+    "_labels",
+    "_labels_next",
+    "_assigned",
+)
 
 
 @dataclass(frozen=True)
 class ResolutionSummary:
-    """What one resolution did: events read, links added, customers now, merges recorded."""
+    """What one run did: events read, links added, identifiers and customers now, merges."""
 
     events_read: int
     links_added: int
@@ -61,68 +85,84 @@ def _merge_flags(merge_on: Sequence[str]) -> int:
     return (1 if "email" in merge_on else 0) | (2 if "phone" in merge_on else 0)
 
 
+def _newest_seq(cur) -> int:
+    return int(cur.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
+
+
 def identities_stale(db: Database) -> bool:
     """Return True when events exist that identity resolution has not read yet."""
     cur = db.cursor()
-    newest = cur.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
-    return int(newest) > _state(cur, "resolved_seq")
+    return _newest_seq(cur) > _state(cur, "resolved_seq")
+
+
+def resolve_identities(db: Database, merge_on: Sequence[str] = ()) -> ResolutionSummary:
+    """Bring the identifier graph and customer assignment up to date; return what changed."""
+    with _lock:
+        cur = db.cursor()
+        try:
+            return _resolve(db, cur, merge_on)
+        finally:
+            for temp in _TEMP_TABLES:
+                cur.execute(f"DROP TABLE IF EXISTS {temp}")
+            cur.close()
 
 
 def _sql(expr: ir.Expr) -> str:
     return ibis.to_sql(expr, dialect="duckdb")
 
 
-def _unbound(db: Database, name: str, source: str | None = None) -> ir.Table:
-    """Return an unbound Ibis table over a stored table (see Database.unbound_table)."""
-    return db.unbound_table(name, source)
+def _materialize(cur, name: str, expr: ir.Table) -> ir.Table:
+    """Run `expr` into temp table `name`; return an unbound table over it."""
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {_sql(expr)}")
+    return ibis.table(expr.schema(), name=name)
 
 
-def resolve_identities(db: Database, merge_on: Sequence[str] = ()) -> ResolutionSummary:
-    """Bring the identifier graph and customer assignment up to date; return what changed."""
-    with _lock:
-        return _resolve(db, merge_on)
-
-
-def _resolve(db: Database, merge_on: Sequence[str]) -> ResolutionSummary:
-    cur = db.cursor()
+def _resolve(db: Database, cur, merge_on: Sequence[str]) -> ResolutionSummary:
     flags = _merge_flags(merge_on)
-    watermark = _state(cur, "resolved_seq")
-    if _state(cur, "merge_flags", -1) not in (-1, flags):
-        watermark = 0  # the merge rules changed: rebuild the graph from every event
-    newest = int(cur.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
-    if newest <= watermark and _state(cur, "merge_flags", -1) == flags:
-        count = cur.execute("SELECT count(*), count(DISTINCT customer_id) FROM identifiers")
-        identifiers, customers = count.fetchone()
+    stored_flags = _state(cur, "merge_flags", -1)
+    rebuild = stored_flags not in (-1, flags)
+    watermark = 0 if rebuild else _state(cur, "resolved_seq")
+    newest = _newest_seq(cur)
+    if newest <= watermark and not rebuild:
+        identifiers, customers = cur.execute(
+            "SELECT count(*), count(DISTINCT customer_id) FROM identifiers"
+        ).fetchone()
         return ResolutionSummary(0, 0, identifiers, customers, 0, 0)
 
-    events = _unbound(db, "events")
+    events = db.unbound_table("events")
+    links = db.unbound_table("identity_links")
+    identifiers = db.unbound_table("identifiers")
     fresh = events.filter((events.seq > watermark) & (events.seq <= newest))
-    cur.execute(
-        f"CREATE OR REPLACE TEMP TABLE _fresh_links AS {_sql(_distinct_links(fresh, merge_on))}"
-    )
-    links = _unbound(db, "identity_links")
-    fresh_links = ibis.table(links.schema(), name="_fresh_links")
-    known = links if watermark else links.filter(ibis.literal(False))
-    new_links = fresh_links.anti_join(known, ["a", "b", "reason"])
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE _new_links AS {_sql(new_links)}")
+    read = cur.execute(f"SELECT count(*) FROM ({_sql(fresh)})").fetchone()[0]
 
-    previous = _unbound(db, "identifiers")
-    if not watermark:
-        previous = previous.filter(ibis.literal(False))
-    nodes = _all_nodes(previous, observed_nodes(fresh, merge_on), fresh_links, links, watermark)
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE _nodes AS {_sql(nodes)}")
-    nodes_t = ibis.table(nodes.schema(), name="_nodes")
-    graph = (
-        ibis.union(links.select("a", "b"), fresh_links.select("a", "b"), distinct=True)
-        if watermark
-        else fresh_links.select("a", "b").distinct()
+    fresh_links = _materialize(cur, "_fresh_links", _distinct_links(fresh, merge_on))
+    known_links = links.filter(ibis.literal(False)) if rebuild else links
+    new_links = _materialize(
+        cur, "_new_links", fresh_links.anti_join(known_links, ["a", "b", "reason"])
     )
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE _graph AS {_sql(graph)}")
-    graph_t = ibis.table(graph.schema(), name="_graph")
+    fresh_nodes = _materialize(
+        cur,
+        "_fresh_nodes",
+        merge_node_dates(
+            observed_nodes(fresh, merge_on).cast(_NODE_SCHEMA),
+            link_end_nodes(fresh_links).cast(_NODE_SCHEMA),
+        ),
+    )
+    # The customers whose components the fresh events can change; a rebuild touches everyone.
+    touched = identifiers if rebuild else identifiers.semi_join(fresh_nodes, "node")
+    touched_customers = _materialize(
+        cur, "_touched_customers", touched.select("customer_id").distinct()
+    )
+    previous = _materialize(
+        cur, "_previous", identifiers.semi_join(touched_customers, "customer_id")
+    )
+    base = previous.filter(ibis.literal(False)) if rebuild else previous
+    nodes = _materialize(cur, "_nodes", merge_node_dates(base.cast(_NODE_SCHEMA), fresh_nodes))
+    every_link = ibis.union(known_links.select("a", "b"), new_links.select("a", "b"))
+    graph = _materialize(cur, "_graph", every_link.semi_join(nodes, every_link.a == nodes.node))
 
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE _labels AS {_sql(initial_labels(nodes_t))}")
-    labels_t = ibis.table({"node": "string", "label": "string"}, name="_labels")
-    step = _sql(propagate_labels(labels_t, graph_t))
+    labels = _materialize(cur, "_labels", initial_labels(nodes))
+    step = _sql(propagate_labels(labels, graph))
     rounds = 0
     while rounds < _MAX_ROUNDS:
         rounds += 1
@@ -136,20 +176,21 @@ def _resolve(db: Database, merge_on: Sequence[str]) -> ResolutionSummary:
         if not changed:
             break
 
-    assigned = nodes_t.join(labels_t, "node").select(
-        node=nodes_t.node,
-        kind=nodes_t.kind,
-        value=nodes_t.value,
-        customer_id=customer_id_of(labels_t.label),
-        first_seen=nodes_t.first_seen,
-        last_seen=nodes_t.last_seen,
+    assigned = _materialize(
+        cur,
+        "_assigned",
+        nodes.join(labels, "node").select(
+            node=nodes.node,
+            kind=nodes.kind,
+            value=nodes.value,
+            customer_id=customer_id_of(labels.label),
+            first_seen=nodes.first_seen,
+            last_seen=nodes.last_seen,
+        ),
     )
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE _assigned AS {_sql(assigned)}")
-    assigned_t = ibis.table(assigned.schema(), name="_assigned")
-    merges = merges_between(_unbound(db, "identifiers"), assigned_t)
-    now = datetime.now(UTC)
+    merges = merges_between(previous, assigned)
     with db.transaction(cur):
-        if not watermark:
+        if rebuild:
             cur.execute("DELETE FROM identity_links")
         cur.execute(
             "INSERT INTO identity_links SELECT a, b, reason, message_id, linked_at FROM _new_links"
@@ -160,23 +201,26 @@ def _resolve(db: Database, merge_on: Sequence[str]) -> ResolutionSummary:
             "SELECT i.customer_id, string_agg(DISTINCT l.reason, ', ' ORDER BY l.reason) "
             "AS reasons FROM _new_links l JOIN _assigned i ON l.a = i.node "
             "GROUP BY i.customer_id) r ON r.customer_id = m.into_customer_id",
-            [now],
+            [datetime.now(UTC)],
         ).fetchone()[0]
-        cur.execute("DELETE FROM identifiers")
+        if rebuild:
+            cur.execute("DELETE FROM identifiers")
+        else:
+            cur.execute(
+                "DELETE FROM identifiers WHERE customer_id IN "
+                "(SELECT customer_id FROM _touched_customers)"
+            )
         cur.execute(
             "INSERT INTO identifiers (node, kind, value, customer_id, first_seen, last_seen) "
             "SELECT node, kind, value, customer_id, first_seen, last_seen FROM _assigned"
         )
         _set_state(cur, "resolved_seq", newest)
         _set_state(cur, "merge_flags", flags)
-    counts = cur.execute(
+    added, total, customers = cur.execute(
         "SELECT (SELECT count(*) FROM _new_links), count(*), count(DISTINCT customer_id) "
-        "FROM _assigned"
+        "FROM identifiers"
     ).fetchone()
-    read = cur.execute(f"SELECT count(*) FROM ({_sql(fresh)})").fetchone()[0]
-    for temp in ("_fresh_links", "_new_links", "_nodes", "_graph", "_labels", "_assigned"):
-        cur.execute(f"DROP TABLE IF EXISTS {temp}")
-    return ResolutionSummary(read, counts[0], counts[1], counts[2], int(merge_count), rounds)
+    return ResolutionSummary(read, added, total, customers, int(merge_count), rounds)
 
 
 def _distinct_links(events: ir.Table, merge_on: Sequence[str]) -> ir.Table:
@@ -189,33 +233,4 @@ def _distinct_links(events: ir.Table, merge_on: Sequence[str]) -> ir.Table:
             linked_at=links.linked_at.min(),
         )
         .select("a", "b", "reason", "message_id", "linked_at")
-    )
-
-
-def _all_nodes(
-    previous: ir.Table, fresh: ir.Table, fresh_links: ir.Table, links: ir.Table, watermark: int
-) -> ir.Table:
-    """Return every node: known identifiers, newly seen ones, and link ends never seen in events."""
-    cols = ["node", "kind", "value", "first_seen", "last_seen"]
-    ends = ibis.union(
-        fresh_links.select(node=fresh_links.a),
-        fresh_links.select(node=fresh_links.b),
-        *([links.select(node=links.a), links.select(node=links.b)] if watermark else []),
-        distinct=True,
-    )
-    unseen = ends.select(
-        node=ends.node,
-        kind=ends.node.split(":")[0],
-        value=ends.node.substr(ends.node.find(":") + 1),
-        first_seen=ibis.null("timestamp('UTC')"),
-        last_seen=ibis.null("timestamp('UTC')"),
-    )
-    every = ibis.union(
-        previous.select(cols),
-        fresh.select(cols).cast(previous.select(cols).schema()),
-        unseen.cast(previous.select(cols).schema()),
-        distinct=False,
-    )
-    return every.group_by(["node", "kind", "value"]).agg(
-        first_seen=every.first_seen.min(), last_seen=every.last_seen.max()
     )
