@@ -73,7 +73,7 @@ def run(
     batch: int,
     rate: float | None,
 ) -> dict:
-    """Send `batches` bodies over `connections` connections; `rate` = events/s or None = flat out."""
+    """Return figures of sending `batches` bodies; `rate` is events/s, None for flat out."""
     auth = "Basic " + b64encode(f"{key}:".encode()).decode()
     tag = uuid.uuid4().hex[:8]
     per_conn = batches // connections

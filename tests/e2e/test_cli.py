@@ -1,0 +1,108 @@
+"""The `troth` command as a user runs it: keys, customers, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.harness import Server, free_port, troth
+
+
+def test_keys_create_list_revoke(tmp_path: Path) -> None:
+    db = tmp_path / "k.duckdb"
+    plain = troth("keys", "create", "--source", "shop", db=db).stdout.strip()
+    assert plain.startswith("twk_")
+    token = json.loads(troth("keys", "create", "--role", "analyst", "--json", db=db).stdout)
+    assert token["key"].startswith("ttk_")
+    listed = json.loads(troth("keys", "list", "--json", db=db).stdout)
+    assert {(k["kind"], k.get("source") or k.get("role")) for k in listed} == {
+        ("write_key", "shop"),
+        ("token", "analyst"),
+    }
+    assert all(plain not in json.dumps(k) for k in listed), "a secret was listed"
+    troth("keys", "revoke", token["id"], db=db)
+    listed = json.loads(troth("keys", "list", "--json", db=db).stdout)
+    assert [k["revoked_at"] is not None for k in listed] == [False, True]
+    troth("keys", "revoke", plain, db=db)  # by the key itself
+    assert all(k["revoked_at"] for k in json.loads(troth("keys", "list", "--json", db=db).stdout))
+
+
+def test_keys_create_needs_exactly_one_of_source_or_role(tmp_path: Path) -> None:
+    db = tmp_path / "k.duckdb"
+    result = troth("keys", "create", db=db, check=False)
+    assert result.returncode == 2
+    assert "exactly one" in result.stderr
+    result = troth("keys", "create", "--role", "boss", db=db, check=False)
+    assert result.returncode == 2
+    assert "unknown role" in result.stderr
+
+
+def test_customers_show_by_any_identifier(tmp_path: Path) -> None:
+    db = tmp_path / "c.duckdb"
+    key = json.loads(troth("keys", "create", "--source", "web", "--json", db=db).stdout)["key"]
+    server = Server(db, free_port()).start()
+    batch = [
+        {
+            "type": "page",
+            "anonymousId": "anon-7",
+            "name": "Home",
+            "timestamp": "2026-03-01T10:00:00Z",
+        },
+        {
+            "type": "identify",
+            "anonymousId": "anon-7",
+            "userId": "u-7",
+            "traits": {"email": "zoe@example.com", "name": "Zoe"},
+            "timestamp": "2026-03-01T10:05:00Z",
+        },
+        {
+            "type": "track",
+            "userId": "u-7",
+            "event": "Order Completed",
+            "properties": {"revenue": 20},
+            "timestamp": "2026-03-02T09:00:00Z",
+        },
+        {
+            "type": "identify",
+            "userId": "u-7",
+            "traits": {"name": "Zoe B."},
+            "timestamp": "2026-03-03T09:00:00Z",
+        },
+    ]
+    try:
+        answer = httpx.post(f"{server.url}/v1/batch", json={"batch": batch}, auth=(key, ""))
+        assert answer.status_code == 200
+    finally:
+        server.stop()
+    for identifier in ("anon-7", "u-7", "zoe@example.com"):
+        profile = json.loads(troth("customers", "show", identifier, "--json", db=db).stdout)
+        assert profile["event_count"] == 4
+        assert profile["first_seen"].startswith("2026-03-01T10:00")
+        assert profile["last_seen"].startswith("2026-03-03T09:00")
+        assert profile["traits"] == {"email": "zoe@example.com", "name": "Zoe B."}
+        assert profile["events_by_name"] == {"identify": 2, "page": 1, "Order Completed": 1}
+        assert {i["value"] for i in profile["identifiers"]} == {"anon-7", "u-7"}
+    text = troth("customers", "show", "u-7", db=db).stdout
+    assert "Order Completed" in text and "anon-7" in text
+
+
+def test_customers_show_unknown_id_fails_clearly(tmp_path: Path) -> None:
+    result = troth("customers", "show", "ghost", db=tmp_path / "e.duckdb", check=False)
+    assert result.returncode == 1
+    assert "no customer has the identifier 'ghost'" in result.stderr
+
+
+def test_database_in_a_missing_folder_fails_clearly(tmp_path: Path) -> None:
+    result = troth("keys", "list", db=tmp_path / "nowhere" / "x.duckdb", check=False)
+    assert result.returncode == 1
+    assert "does not exist" in result.stderr
+
+
+def test_invalid_config_fails_clearly(tmp_path: Path) -> None:
+    config = tmp_path / "troth.toml"
+    config.write_text("[server]\nport = 'eighty'\n")
+    result = troth("keys", "list", "--config", str(config), db=tmp_path / "x.duckdb", check=False)
+    assert result.returncode == 1
+    assert "server.port" in result.stderr

@@ -1,0 +1,248 @@
+"""`troth import PATH`: CSV, JSON-lines and Parquet files into stored events, plus a rejects file.
+
+CSV and Parquet rows (and mapped JSON lines) are checked and normalised in DuckDB SQL by
+`troth.store.bulk`; JSON lines holding Segment calls go through `normalize_call`, the validator of
+the HTTP API, so a call is accepted from a file exactly when it would be over HTTP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import BinaryIO
+
+import msgspec
+import pyarrow as pa
+
+from troth.errors import EventValidationError, ImportFileError
+from troth.events.model import EventRow, normalize_call
+from troth.events.schema import EVENT_SCHEMA, REJECT_SCHEMA, reject_row
+from troth.ingest.mapping import TableMapping, segment_mapping
+from troth.store.bulk import BulkResult, file_columns, import_table, write_event_batches
+from troth.store.database import Database
+
+__all__ = ["FORMATS", "ImportSummary", "import_file", "rejects_path_for"]
+
+# Extension -> format; `.json` files are read as newline-delimited JSON too.
+FORMATS = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+}
+_CHUNK_LINES = 50_000
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    """What an import did: rows read = inserted + duplicates + rejected, and where rejects went."""
+
+    path: str
+    format: str
+    rows: int
+    inserted: int
+    duplicates: int
+    rejected: int
+    rejects_path: str | None
+    seconds: float
+
+
+def rejects_path_for(path: Path) -> Path:
+    """Return the rejects file written beside an imported file: `<name>.rejects.jsonl`."""
+    return path.with_name(path.name + ".rejects.jsonl")
+
+
+def import_file(
+    db: Database,
+    path: Path,
+    mapping: TableMapping | None = None,
+    source_id: str = "import",
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportSummary:
+    """Import one CSV, JSON-lines or Parquet file into `db`; return the counts and timings.
+
+    Without `mapping` the rows must be Segment calls (columns named like Segment fields).
+    `progress(done_rows, total_rows)` is called as the import advances.
+    """
+    started = time.perf_counter()
+    path = Path(path)
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ImportFileError(
+            f"{path}: unknown file type '{path.suffix}'; expected one of "
+            f"{', '.join(FORMATS)} (JSON files hold one call per line)"
+        )
+    if not path.is_file():
+        raise ImportFileError(f"{path}: no such file")
+    rejects_path = rejects_path_for(path)
+    # A rejects file from an earlier import of this file would describe rows that are gone.
+    rejects_path.unlink(missing_ok=True)
+    received_at = datetime.now(UTC)
+    origin = f"import:{path.name}"
+    if fmt != "parquet" and path.stat().st_size == 0:
+        result = BulkResult(0, 0, 0, 0)
+    elif fmt == "jsonl" and mapping is None:
+        result = _import_calls(db, path, source_id, origin, rejects_path, received_at, progress)
+    else:
+        columns = file_columns(db, path, fmt)
+        mapping = _table_mapping(path, columns, mapping)
+        result = import_table(
+            db,
+            path,
+            fmt,
+            mapping.fields,
+            event=mapping.event,
+            call_type=mapping.type,
+            source_id=source_id,
+            origin=origin,
+            rejects_path=rejects_path,
+            received_at=received_at,
+            progress=progress,
+        )
+    return ImportSummary(
+        path=str(path),
+        format=fmt,
+        rows=result.rows,
+        inserted=result.inserted,
+        duplicates=result.duplicates,
+        rejected=result.rejected,
+        rejects_path=str(rejects_path) if result.rejected else None,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _table_mapping(
+    path: Path, columns: dict[str, str], mapping: TableMapping | None
+) -> TableMapping:
+    """Return the mapping to apply, checking that the file has every column it reads."""
+    listed = ", ".join(columns)
+    if mapping is None:
+        try:
+            return segment_mapping(list(columns))
+        except ValueError as exc:
+            raise ImportFileError(f"{path}: {exc}; its columns are: {listed}") from exc
+    for column in mapping.columns():
+        if column not in columns:
+            raise ImportFileError(
+                f"{path} has no column '{column}' (mapped with --map); its columns are: {listed}"
+            )
+    return mapping
+
+
+def _count_lines(path: Path) -> int:
+    """Return the number of lines in a file, read in large blocks."""
+    count, last = 0, b"\n"
+    with path.open("rb") as file:
+        while block := file.read(1 << 22):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")
+
+
+class _RejectsFile:
+    """The `.rejects.jsonl` file, created at the first reject only."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: BinaryIO | None = None
+
+    def write(self, row: int, reason: str, field: str | None, line: bytes) -> None:
+        """Append one rejected line: its number, the reason, the field and the line itself."""
+        try:
+            msgspec.json.decode(line)
+            data: object = msgspec.Raw(line)
+        except msgspec.DecodeError:
+            data = line.decode("utf-8", errors="replace")
+        if self._file is None:
+            self._file = self.path.open("wb")
+        record = {"row": row, "reason": reason, "field": field, "data": data}
+        self._file.write(msgspec.json.encode(record) + b"\n")
+
+    def close(self) -> None:
+        """Close the file if one was written."""
+        if self._file is not None:
+            self._file.close()
+
+
+def _columns(rows: list[tuple], schema: pa.Schema) -> pa.Table:
+    """Return row tuples as an Arrow table of `schema`."""
+    if not rows:
+        return schema.empty_table()
+    arrays = [
+        pa.array(values, type=field.type) for values, field in zip(zip(*rows), schema, strict=True)
+    ]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _import_calls(
+    db: Database,
+    path: Path,
+    source_id: str,
+    origin: str,
+    rejects_path: Path,
+    received_at: datetime,
+    progress: Callable[[int, int], None] | None,
+) -> BulkResult:
+    """Import a file of Segment calls, one per line, through normalize_call; return the counts."""
+    total = _count_lines(path)
+    counts = {"rows": 0, "rejected": 0}
+    rejects_file = _RejectsFile(rejects_path)
+    # Calls without a messageId get one hashed from their bytes; identical lines are numbered
+    # so that each stays an event, and re-importing the file finds the same ids.
+    occurrences: dict[str, int] = {}
+
+    def batches(lines: BinaryIO) -> Iterator[tuple[pa.Table, pa.Table]]:
+        number = 0
+        while chunk := list(islice(lines, _CHUNK_LINES)):
+            rows: list[EventRow] = []
+            rejects: list[tuple] = []
+            for raw in chunk:
+                number += 1
+                line = raw.strip()
+                if not line:  # blank lines hold no call
+                    continue
+                try:
+                    row = normalize_call(line, received_at, source_id)
+                except EventValidationError as exc:
+                    text = line.decode("utf-8", errors="replace")
+                    rejects.append(reject_row(origin, None, exc.field, exc.message, text))
+                    rejects_file.write(number, exc.message, exc.field, line)
+                    continue
+                rows.append(_numbered(row, line, occurrences))
+            counts["rows"] += len(rows) + len(rejects)
+            counts["rejected"] += len(rejects)
+            yield _columns(rows, EVENT_SCHEMA), _columns(rejects, REJECT_SCHEMA)
+            if progress is not None:
+                progress(min(number, total), total)
+
+    try:
+        with path.open("rb") as lines:
+            inserted = write_event_batches(db, batches(lines), total)
+    except BaseException:
+        rejects_file.close()
+        rejects_path.unlink(missing_ok=True)
+        raise
+    rejects_file.close()
+    rows, rejected = counts["rows"], counts["rejected"]
+    return BulkResult(rows, inserted, rows - inserted - rejected, rejected)
+
+
+def _numbered(row: EventRow, line: bytes, occurrences: dict[str, int]) -> EventRow:
+    """Return the row, its generated messageId numbered if an identical line came before."""
+    message_id = row[0]
+    if not message_id.startswith("troth-") or message_id != _generated_id(line):
+        return row
+    seen = occurrences.get(message_id, 0) + 1
+    occurrences[message_id] = seen
+    return row if seen == 1 else (f"{message_id}-{seen}", *row[1:])
+
+
+def _generated_id(line: bytes) -> str:
+    """Return the messageId normalize_call gives a call without one."""
+    return "troth-" + hashlib.blake2b(line, digest_size=16).hexdigest()
