@@ -6,12 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from troth.access.keys import Credential
-from troth.config import Settings
-from troth.ingest.files import ImportSummary, import_file
-from troth.ingest.mapping import TableMapping
-from troth.store import Database, open_database
-from troth.store.credentials import (
+from troth.access.credentials import (
     authenticate_token,
     authenticate_write_key,
     create_token,
@@ -19,8 +14,13 @@ from troth.store.credentials import (
     list_credentials,
     revoke_credential,
 )
-from troth.store.customers import customer_profile
-from troth.store.identity import ResolutionSummary, identities_stale, resolve_identities
+from troth.access.keys import Credential
+from troth.config import Settings
+from troth.identity.profile import customer_profile
+from troth.identity.runner import ResolutionSummary, identities_stale, resolve_identities
+from troth.ingest.files import ImportSummary, import_file
+from troth.ingest.mapping import TableMapping
+from troth.store import Database, open_database
 from troth.store.summary import store_summary
 
 __all__ = ["Engine"]

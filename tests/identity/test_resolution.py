@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from troth.events.schema import EVENT_SCHEMA
+from troth.identity.runner import resolve_identities
 from troth.store import Database, open_database
-from troth.store.identity import resolve_identities
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

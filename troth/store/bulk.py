@@ -171,6 +171,7 @@ def _stage(cur: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> str:
 def _rebuilds_index(cur: duckdb.DuckDBPyConnection, incoming: int) -> bool:
     """Return True when dropping and rebuilding the messageId index is the cheaper write."""
     import os
+
     if os.environ.get("TROTH_REBUILD"):
         return os.environ["TROTH_REBUILD"] == "1"
     stored = int(cur.execute("SELECT count(*) FROM events").fetchone()[0])
@@ -206,7 +207,9 @@ def _write_checked(
             insert = query.insert(_CHECKED, generate, rebuild=rebuild, dedupe=dedupe)
             inserted = int(_run(cur, insert, rows, progress)[0])
             if rebuild:
-                import time; t0 = time.perf_counter()
+                import time
+
+                t0 = time.perf_counter()
                 cur.execute(f"CREATE UNIQUE INDEX {new_index} ON events (message_id)")
                 print("index", time.perf_counter() - t0)
             rejected = 0
@@ -346,6 +349,15 @@ def _family(sql_type: str) -> str:
     if sql_type.startswith(("STRUCT", "MAP")):
         return "object"
     return "boolean" if sql_type == "BOOLEAN" else "other"
+
+
+def _json_object(tree: dict) -> str:
+    """Return SQL building a JSON object from a nested {key: SQL value or subtree} dict."""
+    pairs = ", ".join(
+        f"{literal(key)}, {_json_object(value) if isinstance(value, dict) else value}"
+        for key, value in tree.items()
+    )
+    return f"json_object({pairs})"
 
 
 def _quoted(sql: str) -> str:

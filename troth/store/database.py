@@ -14,6 +14,7 @@ import pyarrow as pa
 from troth.errors import StoreError
 from troth.events.schema import EVENT_COLUMNS, EVENT_SCHEMA, REJECT_SCHEMA
 from troth.store.migrations import MIGRATIONS
+from troth.store.session import Session
 
 __all__ = ["Database", "open_database"]
 
@@ -82,6 +83,15 @@ class Database:
                 {col: _IBIS_TYPES.get(dtype, dtype.lower()) for col, dtype in columns}
             )
         return ibis.table(self._schemas[key], name=name)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """Yield a Session (own cursor, temp tables) that is closed afterwards."""
+        session = Session(self)
+        try:
+            yield session
+        finally:
+            session.close()
 
     def schema_version(self) -> int:
         """Return the newest applied migration's version number."""
