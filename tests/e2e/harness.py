@@ -14,10 +14,10 @@ from pathlib import Path
 import httpx
 
 
-def troth(*args: str, db: Path, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the `troth` command line in a subprocess and return what it did."""
+def troth(*args: str, db: Path | None, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the `troth` command line (with `--db db` unless None) in a subprocess."""
     result = subprocess.run(
-        [sys.executable, "-m", "troth", *args, "--db", str(db)],
+        [sys.executable, "-m", "troth", *args, *(["--db", str(db)] if db else [])],
         capture_output=True,
         text=True,
         timeout=300,

@@ -106,3 +106,63 @@ def test_invalid_config_fails_clearly(tmp_path: Path) -> None:
     result = troth("keys", "list", "--config", str(config), db=tmp_path / "x.duckdb", check=False)
     assert result.returncode == 1
     assert "server.port" in result.stderr
+
+
+def test_demo_builds_a_fresh_database_and_reports_it(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def run_demo() -> dict:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "troth",
+                "demo",
+                "--customers",
+                "300",
+                "--dir",
+                str(tmp_path / "demo"),
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
+        return json.loads(result.stdout)
+
+    first = run_demo()
+    assert first["customers"] >= 300
+    assert first["events"] == first["import"]["inserted"] > 10_000
+    assert first["import"]["rejected"] == 0
+    assert first["customers_anonymous_then_identified"] > 50
+    assert {"Order Completed", "Review Posted", "Referral Converted"} <= set(
+        first["events_by_name"]
+    )
+    assert (tmp_path / "demo" / "events.parquet").exists()
+    second = run_demo()  # a fresh database each time, the same seeded data
+    assert second["events"] == first["events"]
+    assert second["import"]["inserted"] == first["import"]["inserted"]
+
+
+def test_generate_writes_events_and_truth(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "gen.parquet"
+    result = troth(
+        "generate",
+        "--customers",
+        "200",
+        "--months",
+        "3",
+        "--out",
+        str(out),
+        "--json",
+        db=tmp_path / "unused.duckdb",
+    )
+    summary = json.loads(result.stdout)
+    assert pq.read_metadata(out).num_rows == summary["events"] > 0
+    truth = pq.read_table(out.with_suffix(".truth.parquet"))
+    assert truth.num_rows >= 200
+    assert "typology" in truth.column_names

@@ -16,7 +16,15 @@ from troth.config import Settings, load_settings
 from troth.engine import Engine
 from troth.errors import TrothError
 
-__all__ = ["ConfigOption", "DbOption", "JsonOption", "console", "open_engine", "print_json"]
+__all__ = [
+    "ConfigOption",
+    "DbOption",
+    "JsonOption",
+    "console",
+    "err_console",
+    "open_engine",
+    "print_json",
+]
 
 console = Console()
 err_console = Console(stderr=True)

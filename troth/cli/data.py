@@ -15,6 +15,7 @@ from troth.cli.common import (
     DbOption,
     JsonOption,
     console,
+    err_console,
     fail,
     open_engine,
     print_json,
@@ -25,13 +26,13 @@ from troth.ingest.mapping import TableMapping, mapping_from_settings, parse_map_
 
 
 def _progress(description: str) -> Progress:
-    """Return a rich progress bar with counts and elapsed time."""
+    """Return a rich progress bar with counts and elapsed time, on stderr so --json stays clean."""
     return Progress(
         TextColumn(f"[bold]{description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=console,
+        console=err_console,
         transient=False,
     )
 
@@ -186,7 +187,8 @@ def demo(
         return
     _print_summary(summary, imported.rejected, elapsed)
     console.print(f"\ndemo database: [bold]{db_path}[/]")
-    console.print(f"try: troth customers show <id> --db {db_path}")
+    example = (summary["example_user_ids"] or ["<id>"])[0]
+    console.print(f"try: troth customers show {example} --db {db_path}")
     console.print(f"     troth serve --db {db_path}")
 
 

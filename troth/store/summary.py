@@ -38,6 +38,12 @@ def store_summary(db: Database, top: int = 40) -> dict[str, Any]:
         "AND first_seen IS NOT NULL) u USING (customer_id)"
     ).fetchone()[0]
     rejects = cur.execute("SELECT count(*) FROM rejects").fetchone()[0]
+    # Customers with the most identifiers make the best examples of identity resolution.
+    examples = cur.execute(
+        "SELECT min(value) FILTER (WHERE kind = 'user_id') AS user_id, count(*) AS n "
+        "FROM identifiers WHERE first_seen IS NOT NULL GROUP BY customer_id "
+        "HAVING user_id IS NOT NULL ORDER BY n DESC, user_id LIMIT 3"
+    ).fetchall()
     return {
         "customers": int(customers),
         "identifiers": int(identifiers),
@@ -50,4 +56,5 @@ def store_summary(db: Database, top: int = 40) -> dict[str, Any]:
         "customers_merged_away": int(merged_customers),
         "customers_anonymous_then_identified": int(multi),
         "rejects": int(rejects),
+        "example_user_ids": [row[0] for row in examples],
     }
