@@ -138,15 +138,13 @@ class Database:
     ) -> int:
         """Insert events (EVENT_SCHEMA), skipping known messageIds; return how many were new."""
         cur = cursor if cursor is not None else self._con
-        events = events.select(list(EVENT_COLUMNS)).cast(EVENT_SCHEMA)
-        cur.register("_troth_new_events", events)
-        try:
-            row = cur.execute(
-                f"INSERT INTO events ({_EVENT_COLUMN_LIST}) "
-                f"SELECT {_EVENT_COLUMN_LIST} FROM _troth_new_events ON CONFLICT DO NOTHING"
-            ).fetchone()
-        finally:
-            cur.unregister("_troth_new_events")
+        new_events = events.select(list(EVENT_COLUMNS)).cast(EVENT_SCHEMA)  # noqa: F841
+        # DuckDB finds `new_events` among this frame's locals (a replacement scan): cheaper on
+        # the hot path than register/unregister, which are two more statements per commit.
+        row = cur.execute(
+            f"INSERT INTO events ({_EVENT_COLUMN_LIST}) "
+            f"SELECT {_EVENT_COLUMN_LIST} FROM new_events ON CONFLICT DO NOTHING"
+        ).fetchone()
         return int(row[0]) if row else 0
 
     def insert_rejects(
