@@ -159,7 +159,7 @@ def test_generate_writes_events_and_truth(tmp_path: Path) -> None:
         "--out",
         str(out),
         "--json",
-        db=tmp_path / "unused.duckdb",
+        db=None,
     )
     summary = json.loads(result.stdout)
     assert pq.read_metadata(out).num_rows == summary["events"] > 0

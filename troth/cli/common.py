@@ -27,7 +27,8 @@ __all__ = [
 ]
 
 console = Console()
-err_console = Console(stderr=True)
+# Errors are not wrapped: scripts and tests match them, and terminals wrap on their own.
+err_console = Console(stderr=True, soft_wrap=True)
 
 DbOption = Annotated[
     Path | None,

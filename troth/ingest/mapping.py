@@ -21,6 +21,7 @@ __all__ = [
     "FieldKind",
     "FieldMapping",
     "TableMapping",
+    "check_mapping",
     "mapping_from_settings",
     "parse_map_options",
     "segment_mapping",
@@ -94,41 +95,46 @@ class FieldMapping:
 
 @dataclass(frozen=True)
 class TableMapping:
-    """How every row of a table becomes a call: mapped columns plus a fixed event and type."""
+    """How every row of a table becomes a call: mapped columns plus a fixed event and type.
+
+    Built freely (the CLI merges options into one); `check_mapping` says whether it is usable.
+    """
 
     fields: tuple[FieldMapping, ...]
     event: str | None = None
     type: str | None = None
 
-    def __post_init__(self) -> None:
-        if self.type is not None and self.type not in CALL_TYPES:
-            raise ValueError(
-                f"type '{self.type}' is unknown; expected one of {', '.join(sorted(CALL_TYPES))}"
-            )
-        if self.event is not None and not self.event.strip():
-            raise ValueError("event must not be empty")
-        seen: dict[str, str] = {}
-        for mapping in self.fields:
-            # Two columns feeding one field would make the result depend on their order.
-            if mapping.field in seen:
-                raise ValueError(
-                    f"field '{mapping.field}' is mapped from both '{seen[mapping.field]}' "
-                    f"and '{mapping.column}'"
-                )
-            seen[mapping.field] = mapping.column
-        for field in seen:
-            # `properties.a` and `properties.a.b` cannot both be set: one would overwrite the other.
-            if "." in field and any(other.startswith(field + ".") for other in seen):
-                raise ValueError(f"field '{field}' and a path below it are both mapped")
-        if self.type is None and self.event is None and "type" not in seen:
-            raise ValueError(
-                "the mapping gives no call type: set an event (track calls), a type, "
-                "or map a column to type"
-            )
-
     def columns(self) -> tuple[str, ...]:
         """Return the distinct source columns the mapping reads, in mapping order."""
         return tuple(dict.fromkeys(mapping.column for mapping in self.fields))
+
+
+def check_mapping(mapping: TableMapping) -> None:
+    """Raise ValueError, saying what to change, unless the mapping can build Segment calls."""
+    if mapping.type is not None and mapping.type not in CALL_TYPES:
+        raise ValueError(
+            f"type '{mapping.type}' is unknown; expected one of {', '.join(sorted(CALL_TYPES))}"
+        )
+    if mapping.event is not None and not mapping.event.strip():
+        raise ValueError("event must not be empty")
+    seen: dict[str, str] = {}
+    for field in mapping.fields:
+        # Two columns feeding one field would make the result depend on their order.
+        if field.field in seen:
+            raise ValueError(
+                f"field '{field.field}' is mapped from both '{seen[field.field]}' "
+                f"and '{field.column}'"
+            )
+        seen[field.field] = field.column
+    for field in seen:
+        # `properties.a` and `properties.a.b` cannot both be set: one would overwrite the other.
+        if "." in field and any(other.startswith(field + ".") for other in seen):
+            raise ValueError(f"field '{field}' and a path below it are both mapped")
+    if mapping.type is None and mapping.event is None and "type" not in seen:
+        raise ValueError(
+            "the mapping gives no call type: give an event (track calls, e.g. --event "
+            "'Order Completed'), a type (--type identify), or map a column to type"
+        )
 
 
 def _parse_spec(column: str, spec: str) -> FieldMapping:
@@ -163,9 +169,11 @@ def mapping_from_settings(settings: MappingSettings) -> TableMapping:
     """Return the TableMapping a `[mapping.NAME]` section describes, raising ConfigError if bad."""
     try:
         fields = tuple(_parse_spec(column, spec) for column, spec in settings.columns.items())
-        return TableMapping(fields, event=settings.event, type=settings.type)
+        mapping = TableMapping(fields, event=settings.event, type=settings.type)
+        check_mapping(mapping)
     except ValueError as exc:
         raise ConfigError(f"mapping: {exc}") from exc
+    return mapping
 
 
 def segment_mapping(columns: Sequence[str]) -> TableMapping:
