@@ -92,7 +92,7 @@ def test_a_failure_leaves_the_database_as_it_was(
     db = open_database(tmp_path / "t.duckdb")
     _import(db, _calls(tmp_path / "old.parquet", ["a"]))
     # Fail after the INSERT, inside the transaction: recording the rejects breaks.
-    monkeypatch.setattr(bulk._ImportQuery, "record_rejects", lambda self, table: "SELECT nonsense")
+    monkeypatch.setattr(bulk.ImportQuery, "record_rejects", lambda self, table: "SELECT nonsense")
     with pytest.raises(StoreError, match="nonsense"):
         _import(db, _calls(tmp_path / "new.parquet", ["a", "b", "c"]))
     assert _stored_ids(db) == ["a"]

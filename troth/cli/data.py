@@ -22,6 +22,7 @@ from troth.cli.common import (
     settings_for,
 )
 from troth.demo import write_events_parquet
+from troth.errors import TrothError
 from troth.ingest.mapping import TableMapping, mapping_from_settings, parse_map_options
 
 
@@ -95,7 +96,10 @@ def _mapping(
         if name not in configured:
             known = ", ".join(sorted(configured)) or "none"
             fail(f"no [mapping.{name}] in the config (known: {known})", 2)
-        base = mapping_from_settings(configured[name])
+        try:
+            base = mapping_from_settings(configured[name])
+        except (TrothError, ValueError) as exc:
+            fail(f"[mapping.{name}]: {exc}", 2)
     else:
         base = None
     try:

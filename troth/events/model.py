@@ -22,6 +22,7 @@ __all__ = [
     "MAX_MESSAGE_ID_CHARS",
     "EventRow",
     "error_field",
+    "generated_message_id",
     "normalize_call",
 ]
 
@@ -101,10 +102,15 @@ def _json_object(raw: msgspec.Raw, field: str) -> tuple[bytes | None, str | None
     return data, None if channel is None else str(channel)
 
 
+def generated_message_id(raw: bytes) -> str:
+    """Return the messageId given to a call sent without one: a hash of the call's bytes."""
+    return "troth-" + hashlib.blake2b(raw, digest_size=16).hexdigest()
+
+
 def _message_id(call: _Call, raw: bytes) -> str:
     """Return the call's messageId, or a deterministic one made from the call's bytes."""
     if call.message_id is None or not call.message_id.strip():
-        return "troth-" + hashlib.blake2b(raw, digest_size=16).hexdigest()
+        return generated_message_id(raw)
     if len(call.message_id) > MAX_MESSAGE_ID_CHARS:
         raise EventValidationError(
             f"messageId is {len(call.message_id)} characters; the limit is {MAX_MESSAGE_ID_CHARS}",

@@ -7,7 +7,6 @@ the HTTP API, so a call is accepted from a file exactly when it would be over HT
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import msgspec
 import pyarrow as pa
 
 from troth.errors import EventValidationError, ImportFileError
-from troth.events.model import EventRow, normalize_call
+from troth.events.model import EventRow, generated_message_id, normalize_call
 from troth.events.schema import EVENT_SCHEMA, REJECT_SCHEMA, reject_row
 from troth.ingest.mapping import TableMapping, check_mapping, segment_mapping
 from troth.store.bulk import BulkResult, file_columns, import_table
@@ -258,13 +257,9 @@ def _chunks(
 def _numbered(row: EventRow, line: bytes, occurrences: dict[str, int]) -> EventRow:
     """Return the row, its generated messageId numbered if an identical line came before."""
     message_id = row[0]
-    if not message_id.startswith("troth-") or message_id != _generated_id(line):
+    if message_id != generated_message_id(line):
         return row
     seen = occurrences.get(message_id, 0) + 1
     occurrences[message_id] = seen
     return row if seen == 1 else (f"{message_id}-{seen}", *row[1:])
 
-
-def _generated_id(line: bytes) -> str:
-    """Return the messageId normalize_call gives a call without one."""
-    return "troth-" + hashlib.blake2b(line, digest_size=16).hexdigest()
