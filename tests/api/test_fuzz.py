@@ -32,7 +32,18 @@ _calls = st.fixed_dictionaries(
         "anonymousId": st.text(max_size=6) | _json,
         "event": st.text(max_size=6) | _json,
         "messageId": st.text(max_size=120) | _json,
-        "timestamp": st.sampled_from(["2026-01-01T00:00:00Z", "nope", ""]) | _json,
+        "timestamp": st.sampled_from(
+            [
+                "2026-01-01T00:00:00Z",
+                "nope",
+                "",
+                "0001-01-01T00:00:00+01:00",
+                "9999-12-31T23:59:59-01:00",
+            ]
+        )
+        | _json,
+        "originalTimestamp": st.sampled_from(["0001-01-01T00:00:00Z", "2026-01-01T00:00:00"]),
+        "sentAt": st.sampled_from(["9999-12-31T00:00:00Z", "2026-01-01T00:00:01Z"]),
         "properties": _json,
         "traits": _json,
         "context": _json,
@@ -45,6 +56,9 @@ _bodies = (
     | st.lists(_calls, max_size=4).map(lambda b: json.dumps({"batch": b}).encode())
     | _json.map(lambda v: json.dumps(v).encode())
     | st.binary(max_size=64)
+    | st.binary(max_size=8).map(
+        lambda b: b'{"type":"identify","userId":"u","traits":{"x":"' + b + b'"}}'
+    )
 )
 
 

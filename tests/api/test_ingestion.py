@@ -231,3 +231,50 @@ def test_health_and_metrics(client) -> None:
     client.post("/v1/track", json={**GOOD["track"], "messageId": "met-1"})
     metrics = client.get("/metrics").text
     assert "troth_events_accepted_total 1" in metrics
+
+
+def test_identical_calls_without_message_ids_are_all_stored(client) -> None:
+    call = {"type": "track", "userId": "cart-u", "event": "Add To Cart"}
+    assert client.post("/v1/batch", json={"batch": [call, call, call]}).status_code == 200
+    assert client.post("/v1/batch", json={"batch": [call, call, call]}).status_code == 200
+    cur = client.app.state.troth.engine.db.cursor()
+    assert cur.execute("SELECT count(*) FROM events WHERE user_id = 'cart-u'").fetchone() == (3,)
+
+
+def test_batch_level_sent_at_corrects_device_clock_skew(client) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    device_now = datetime.now(UTC) + timedelta(hours=3)
+    batch = {
+        "sentAt": device_now.isoformat(),
+        "batch": [
+            {
+                "type": "track",
+                "userId": "skew-u",
+                "event": "E",
+                "messageId": "skew-1",
+                "originalTimestamp": (device_now - timedelta(minutes=1)).isoformat(),
+            }
+        ],
+    }
+    assert client.post("/v1/batch", json=batch).status_code == 200
+    cur = client.app.state.troth.engine.db.cursor()
+    stored = cur.execute("SELECT timestamp FROM events WHERE message_id = 'skew-1'").fetchone()[0]
+    assert abs((stored - (datetime.now(UTC) - timedelta(minutes=1))).total_seconds()) < 60
+
+
+def test_browsers_may_post_from_another_origin(client) -> None:
+    answer = client.options(
+        "/v1/batch",
+        headers={
+            "Origin": "https://shop.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
+    assert answer.status_code == 200
+    assert answer.headers["access-control-allow-origin"] == "*"
+    posted = client.post(
+        "/v1/track", json=GOOD["track"], headers={"Origin": "https://shop.example"}
+    )
+    assert posted.headers["access-control-allow-origin"] == "*"

@@ -166,3 +166,22 @@ def test_generate_writes_events_and_truth(tmp_path: Path) -> None:
     truth = pq.read_table(out.with_suffix(".truth.parquet"))
     assert truth.num_rows >= 200
     assert "typology" in truth.column_names
+
+
+def test_demo_never_replaces_a_database_it_did_not_make(tmp_path: Path) -> None:
+    real = tmp_path / "prod.duckdb"
+    troth("keys", "create", "--source", "website", db=real)
+    result = troth(
+        "demo",
+        "--customers",
+        "20",
+        "--months",
+        "1",
+        "--dir",
+        str(tmp_path / "d"),
+        db=real,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "is not a demo database" in result.stderr
+    assert len(json.loads(troth("keys", "list", "--json", db=real).stdout)) == 1

@@ -211,3 +211,70 @@ def test_any_json_object_is_stored_or_rejected_with_a_reason(call: dict) -> None
     assert len(stored["message_id"]) <= 100
     for name in ("properties", "traits", "context", "integrations"):
         assert stored[name] is None or isinstance(json.loads(stored[name]), dict)
+
+
+@pytest.mark.parametrize("timestamp", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_out_of_range_times_are_rejected_not_crashing(timestamp: str) -> None:
+    assert (
+        "out of range"
+        in rejected({"type": "identify", "userId": "u", "timestamp": timestamp}).message
+    )
+
+
+def test_extreme_skew_is_rejected_not_crashing() -> None:
+    call = {
+        "type": "identify",
+        "userId": "u",
+        "originalTimestamp": "0001-01-01T00:00:00Z",
+        "sentAt": "9999-12-31T00:00:00Z",
+    }
+    assert "out of range" in rejected(call).message
+
+
+def test_invalid_utf8_inside_an_object_is_rejected() -> None:
+    raw = b'{"type": "identify", "userId": "u", "traits": {"x": "\xff"}}'
+    assert "UTF-8" in rejected(raw).message
+
+
+def test_deep_nesting_is_rejected() -> None:
+    raw = (
+        b'{"type": "identify", "userId": "u", "traits": '
+        + b'{"a":' * 2000
+        + b"1"
+        + (b"}" * 2000)
+        + b"}"
+    )
+    err = rejected(raw)
+    assert "nested" in err.message or "depth" in err.message.lower()
+
+
+def test_a_channel_that_is_not_a_scalar_is_kept_as_data_but_names_no_touchpoint() -> None:
+    call = {
+        "type": "track",
+        "userId": "u",
+        "event": "E",
+        "properties": {"channel": {"id": 1}},
+        "context": {"channel": ["web"]},
+    }
+    out = row(call)
+    assert out["channel"] is None
+    assert json.loads(out["properties"]) == {"channel": {"id": 1}}
+
+
+def test_identical_calls_in_one_batch_get_different_generated_ids() -> None:
+    raw = json.dumps({"type": "track", "userId": "u", "event": "Add To Cart"}).encode()
+    ids = {normalize_call(raw, NOW, None, position=i)[0] for i in range(3)}
+    assert len(ids) == 3
+    assert normalize_call(raw, NOW, None, position=1)[0] in ids  # a retry finds the same ids
+
+
+def test_batch_sent_at_corrects_the_original_timestamp() -> None:
+    raw = json.dumps(
+        {"type": "identify", "userId": "u", "originalTimestamp": "2026-01-02T06:00:00Z"}
+    ).encode()
+    sent = datetime(2026, 1, 2, 6, 0, 30, tzinfo=UTC)  # a device clock 3 h fast
+    stored = dict(
+        zip(EVENT_COLUMNS, normalize_call(raw, NOW, None, batch_sent_at=sent), strict=True)
+    )
+    assert stored["timestamp"] == NOW - timedelta(seconds=30)
+    assert stored["sent_at"] == sent

@@ -51,3 +51,35 @@ def test_second_writer_process_gets_a_clear_error(tmp_path: Path) -> None:
         db.close()
     assert result.returncode != 0
     assert "in use by another process" in result.stderr
+
+
+def test_table_schemas_are_right_when_threads_ask_at_once(tmp_path: Path) -> None:
+    import threading
+
+    db = open_database(tmp_path / "s.duckdb")
+    names = [
+        "events",
+        "rejects",
+        "sources",
+        "api_tokens",
+        "identifiers",
+        "identity_links",
+        "identity_merges",
+        "identity_state",
+    ] * 3
+    found: dict[str, list[str]] = {}
+
+    def ask(name: str) -> None:
+        found.setdefault(name, []).append(",".join(db.unbound_table(name).columns))
+
+    threads = [threading.Thread(target=ask, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    expected = {
+        n: ",".join(r[0] for r in db.connection.execute(f"DESCRIBE {n}").fetchall())
+        for n in set(names)
+    }
+    db.close()
+    assert {n: set(v) for n, v in found.items()} == {n: {c} for n, c in expected.items()}

@@ -102,3 +102,19 @@ def test_a_failed_commit_is_reported_to_every_request(db: Database) -> None:
     writer.stop()
     assert results[0].error is not None
     assert count(db) == 0
+
+
+def test_a_dead_writer_refuses_at_once_instead_of_leaving_requests_waiting(db: Database) -> None:
+    def broken_listener(inserted: int) -> None:
+        raise RuntimeError("listener bug")
+
+    writer = GroupCommitWriter(db, on_commit=broken_listener).start()
+    done = threading.Event()
+    writer.submit([row("a")], [], lambda r: done.set())
+    assert done.wait(10)  # the listener's failure did not stop the answer
+    writer.submit([row("b")], [], lambda r: None)
+    writer.stop()
+    from troth.errors import StoreError
+
+    with pytest.raises(StoreError, match="not running"):
+        writer.submit([row("c")], [], lambda r: None)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from troth import __version__
@@ -48,6 +49,14 @@ def create_app(engine: Engine, server: ServerSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.troth = state
+    # Browser SDKs (analytics.js, RudderStack JS) post from the site's own origin.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type", "Content-Encoding"],
+        max_age=86400,
+    )
     app.include_router(ingestion.router)
     app.include_router(read.router)
     _add_error_handlers(app)

@@ -60,6 +60,8 @@ class ServerState:
 
     def start(self) -> None:
         """Start the writer and the periodic identity resolution."""
+        self.engine.resolve_on_read = False
+        self.engine.resolve_identities()  # reads are current from the first request on
         self.writer.start()
         self._identity_thread = threading.Thread(
             target=self._identity_loop, name="troth-identity", daemon=True

@@ -153,7 +153,14 @@ def demo(
     folder: Annotated[Path, typer.Option("--dir", help="Folder for the demo files.")] = Path(
         "demo"
     ),
-    db: DbOption = None,
+    db: Annotated[
+        Path | None,
+        typer.Option(
+            "--db",
+            help="Demo database file [default: DIR/troth.duckdb]; TROTH_DB is not read here.",
+            show_default=False,
+        ),
+    ] = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -165,9 +172,7 @@ def demo(
     folder.mkdir(parents=True, exist_ok=True)
     events_path = folder / "events.parquet"
     db_path = db or folder / "troth.duckdb"
-    for stale in (db_path, Path(f"{db_path}.wal")):
-        if stale.exists():
-            stale.unlink()
+    _remove_old_demo(db_path, config)
     started = time.perf_counter()
     with _progress("generating customers") as bar:
         task = bar.add_task("generate", total=customers)
@@ -184,6 +189,7 @@ def demo(
             imported = engine.import_file(
                 events_path, progress=lambda d, t: bar.update(task, completed=d, total=t)
             )
+        engine.mark_demo()
         summary = engine.summary()
     elapsed = time.perf_counter() - started
     if as_json:
@@ -194,6 +200,17 @@ def demo(
     example = (summary["example_user_ids"] or ["<id>"])[0]
     console.print(f"try: troth customers show {example} --db {db_path}")
     console.print(f"     troth serve --db {db_path}")
+
+
+def _remove_old_demo(path: Path, config: Path | None) -> None:
+    """Delete an earlier demo database at `path`; refuse to delete any other database."""
+    if path.exists():
+        with open_engine(path, config) as engine:
+            is_demo = engine.is_demo()
+        if not is_demo:
+            fail(f"{path} exists and is not a demo database; choose another --db or --dir")
+    for stale in (path, Path(f"{path}.wal")):
+        stale.unlink(missing_ok=True)
 
 
 def _print_summary(summary: dict, rejected: int, seconds: float) -> None:

@@ -59,7 +59,7 @@ class _Call(msgspec.Struct, rename="camel", kw_only=True):
 class _Channel(msgspec.Struct):
     """Only the `channel` key of `properties` or `context` (everything else is skipped)."""
 
-    channel: str | int | float | bool | None = None
+    channel: msgspec.Raw = msgspec.Raw()
 
 
 _decode_call = msgspec.json.Decoder(_Call).decode
@@ -96,21 +96,30 @@ def _json_object(raw: msgspec.Raw, field: str) -> tuple[bytes | None, str | None
     if not data or data == b"null":
         return None, None
     try:
-        channel = _decode_channel(data).channel
+        channel = msgspec.json.decode(_decode_channel(data).channel or b"null")
     except msgspec.ValidationError as exc:
         raise EventValidationError(f"{field} must be a JSON object", field) from exc
-    return data, None if channel is None else str(channel)
+    # properties and context are free-form: a channel that is an object or a list is kept as
+    # data but names no touchpoint.
+    if channel is None or isinstance(channel, dict | list):
+        return data, None
+    return data, str(channel)
 
 
-def generated_message_id(raw: bytes) -> str:
-    """Return the messageId given to a call sent without one: a hash of the call's bytes."""
-    return "troth-" + hashlib.blake2b(raw, digest_size=16).hexdigest()
+def generated_message_id(raw: bytes, position: int = 0) -> str:
+    """Return the messageId given to a call sent without one: a hash of its bytes and position.
+
+    The position within its batch keeps identical calls of one batch apart, while a retry of
+    the same batch still finds the same ids.
+    """
+    salt = b"" if position == 0 else b"\x00" + str(position).encode()
+    return "troth-" + hashlib.blake2b(raw + salt, digest_size=16).hexdigest()
 
 
-def _message_id(call: _Call, raw: bytes) -> str:
+def _message_id(call: _Call, raw: bytes, position: int) -> str:
     """Return the call's messageId, or a deterministic one made from the call's bytes."""
     if call.message_id is None or not call.message_id.strip():
-        return generated_message_id(raw)
+        return generated_message_id(raw, position)
     if len(call.message_id) > MAX_MESSAGE_ID_CHARS:
         raise EventValidationError(
             f"messageId is {len(call.message_id)} characters; the limit is {MAX_MESSAGE_ID_CHARS}",
@@ -119,14 +128,17 @@ def _message_id(call: _Call, raw: bytes) -> str:
     return call.message_id
 
 
-def _event_time(call: _Call, received_at: datetime) -> datetime:
-    """Return the event time as Segment computes it, correcting client clock skew via sentAt."""
+def _event_time(call: _Call, received_at: datetime, sent_at: datetime | None) -> datetime:
+    """Return the event time as Segment computes it, correcting client clock skew via sentAt.
+
+    A `timestamp` the client set is kept as it is (historical imports rely on that); a device's
+    `originalTimestamp` is shifted by how far the device clock was off when it sent the call.
+    """
     if call.timestamp is not None:
         return _as_utc(call.timestamp)
     original = _as_utc(call.original_timestamp)
     if original is not None:
-        sent = _as_utc(call.sent_at)
-        return received_at - (sent - original) if sent is not None else original
+        return received_at - (sent_at - original) if sent_at is not None else original
     return received_at
 
 
@@ -154,11 +166,35 @@ def normalize_call(
     received_at: datetime,
     source_id: str | None,
     expected_type: str | None = None,
+    *,
+    batch_sent_at: datetime | None = None,
+    position: int = 0,
 ) -> EventRow:
     """Return the stored row of one Segment call given as JSON bytes, or raise EventValidationError.
 
-    `expected_type` is the type implied by a single-call endpoint such as `/v1/track`.
+    `expected_type` is the type implied by a single-call endpoint such as `/v1/track`;
+    `batch_sent_at` is a batch's `sentAt`, which SDKs send once per batch rather than per call;
+    `position` is the call's index in its batch.
     """
+    try:
+        return _normalize(raw, received_at, source_id, expected_type, batch_sent_at, position)
+    except OverflowError as exc:
+        raise EventValidationError(f"a time is out of range: {exc}", None) from exc
+    except UnicodeDecodeError as exc:
+        raise EventValidationError(f"the call is not valid UTF-8: {exc.reason}", None) from exc
+    except RecursionError as exc:
+        raise EventValidationError("the call is nested too deeply", None) from exc
+
+
+def _normalize(
+    raw: bytes,
+    received_at: datetime,
+    source_id: str | None,
+    expected_type: str | None,
+    batch_sent_at: datetime | None,
+    position: int,
+) -> EventRow:
+    """Return the stored row of one call (see normalize_call)."""
     if len(raw) > MAX_EVENT_BYTES:
         raise EventValidationError(
             f"event is {len(raw)} bytes; the limit is {MAX_EVENT_BYTES} bytes (32 KB)", None
@@ -189,8 +225,9 @@ def normalize_call(
     properties, property_channel = objects["properties"]
     context, context_channel = objects["context"]
     channel = property_channel or context_channel or call.channel
+    sent_at = _as_utc(call.sent_at) or _as_utc(batch_sent_at)
     return (
-        _message_id(call, raw),
+        _message_id(call, raw, position),
         call_type,
         call.event if call_type == "track" else None,
         call.name if call_type in ("page", "screen") else None,
@@ -198,9 +235,9 @@ def normalize_call(
         anonymous_id,
         previous_id,
         group_id,
-        _event_time(call, received_at),
+        _event_time(call, received_at, sent_at),
         _as_utc(call.original_timestamp),
-        _as_utc(call.sent_at),
+        sent_at,
         received_at,
         channel,
         source_id,

@@ -35,6 +35,7 @@ class _Batch(msgspec.Struct, rename="camel", kw_only=True):
 
     batch: list[msgspec.Raw]
     write_key: str | None = None
+    sent_at: datetime | None = None
 
 
 class _WriteKeyOnly(msgspec.Struct, rename="camel", kw_only=True):
@@ -49,6 +50,7 @@ class ParsedBody:
 
     calls: list[bytes]
     write_key: str | None
+    sent_at: datetime | None = None
 
 
 @dataclass
@@ -92,7 +94,9 @@ def decode_body(body: bytes, batch: bool) -> ParsedBody:
             parsed = msgspec.json.decode(body, type=_Batch)
             if not parsed.batch:
                 raise EventValidationError("batch is empty: send at least one call", "batch")
-            return ParsedBody([bytes(raw) for raw in parsed.batch], parsed.write_key)
+            return ParsedBody(
+                [bytes(raw) for raw in parsed.batch], parsed.write_key, parsed.sent_at
+            )
         key = msgspec.json.decode(body, type=_WriteKeyOnly).write_key
     except msgspec.ValidationError as exc:
         text = str(exc)
@@ -101,6 +105,8 @@ def decode_body(body: bytes, batch: bool) -> ParsedBody:
         raise EventValidationError(text, error_field(text)) from exc
     except msgspec.DecodeError as exc:
         raise EventValidationError(f"malformed JSON: {exc}", None) from exc
+    except RecursionError as exc:
+        raise EventValidationError("body is nested too deeply", None) from exc
     return ParsedBody([body], key)
 
 
@@ -115,7 +121,16 @@ def normalize_body(
     out = NormalizedBody()
     for index, raw in enumerate(parsed.calls):
         try:
-            out.rows.append(normalize_call(raw, received_at, source_id, expected_type))
+            out.rows.append(
+                normalize_call(
+                    raw,
+                    received_at,
+                    source_id,
+                    expected_type,
+                    batch_sent_at=parsed.sent_at,
+                    position=index,
+                )
+            )
         except EventValidationError as exc:
             message_id = _message_id_of(raw)
             out.errors.append(

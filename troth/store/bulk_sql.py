@@ -305,11 +305,6 @@ class ImportQuery:
             checks += [
                 _refuse(f"{kinds}[1] = 'INVALID'", f"{name} is not valid JSON", name),
                 _Check(f"{kinds}[1] NOT IN ('OBJECT', 'NULL')", not_object, name),
-                _refuse(
-                    f"{kinds}[2] IN ('OBJECT', 'ARRAY')",
-                    f"{name}.channel must be text, a number or a boolean",
-                    name,
-                ),
             ]
         limit = MAX_MESSAGE_ID_CHARS
         too_long = f"'messageId is ' || length(__t_mid) || ' characters; the limit is {limit}'"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +43,7 @@ class Database:
         self.path = path
         self._ibis: Any = None
         self._schemas: dict[str, Any] = {}
+        self._schema_lock = threading.Lock()
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
@@ -71,17 +73,23 @@ class Database:
         import ibis
 
         key = source or name
-        if key not in self._schemas:
-            columns = self._con.execute(
-                "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_name = ? ORDER BY ordinal_position",
-                [key],
-            ).fetchall()
-            if not columns:
-                raise StoreError(f"table {key} does not exist")
-            self._schemas[key] = ibis.schema(
-                {col: _IBIS_TYPES.get(dtype, dtype.lower()) for col, dtype in columns}
-            )
+        with self._schema_lock:  # requests on several threads may ask at once
+            if key not in self._schemas:
+                cur = self.cursor()
+                try:
+                    columns = cur.execute(
+                        "SELECT column_name, data_type FROM information_schema.columns "
+                        "WHERE table_name = ? AND table_schema = 'main' "
+                        "ORDER BY ordinal_position",
+                        [key],
+                    ).fetchall()
+                finally:
+                    cur.close()
+                if not columns:
+                    raise StoreError(f"table {key} does not exist")
+                self._schemas[key] = ibis.schema(
+                    {col: _IBIS_TYPES.get(dtype, dtype.lower()) for col, dtype in columns}
+                )
         return ibis.table(self._schemas[key], name=name)
 
     @contextlib.contextmanager
@@ -95,7 +103,11 @@ class Database:
 
     def schema_version(self) -> int:
         """Return the newest applied migration's version number."""
-        row = self._con.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        cur = self.cursor()  # a connection must not be shared between threads
+        try:
+            row = cur.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        finally:
+            cur.close()
         return int(row[0] or 0)
 
     def migrate(self) -> list[int]:

@@ -89,22 +89,25 @@ class GroupCommitWriter:
         """
         size = len(rows) + len(rejects)
         with self._lock:
-            if self._stopped:
-                raise StoreError("the writer is shutting down")
+            died = self._thread.ident is not None and not self._thread.is_alive()
+            if self._stopped or died:
+                raise StoreError("the writer is not running; the server is shutting down")
             if self._queued + size > self._max_queued and self._queued > 0:
                 raise OverloadedError(
                     f"{self._queued} events are waiting to be written; retry shortly",
                     retry_after=self._retry_after,
                 )
             self._queued += size
-        self._queue.put(_Request(rows, rejects, callback))
+            # Put while holding the lock, so no request can land behind the stop marker.
+            self._queue.put(_Request(rows, rejects, callback))
 
     def stop(self, timeout: float = 30.0) -> None:
         """Write what is queued, then stop the thread."""
         with self._lock:
             self._stopped = True
-        self._queue.put(_STOP)
-        self._thread.join(timeout)
+            self._queue.put(_STOP)
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
 
     def _take_group(self, first: _Request) -> tuple[list[_Request], bool]:
         """Return the requests to commit together, and whether a stop was asked for."""
@@ -154,7 +157,10 @@ class GroupCommitWriter:
             self.commits += 1
             self.events_written += inserted
             if self._on_commit is not None:
-                self._on_commit(inserted)
+                try:
+                    self._on_commit(inserted)
+                except Exception:  # a listener must not stop the writer
+                    log.exception("on_commit listener failed")
         for request in group:
             try:
                 request.callback(CommitResult(len(request.rows), error))
