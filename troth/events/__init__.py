@@ -7,7 +7,7 @@ from troth.events.model import (
     MAX_MESSAGE_ID_CHARS,
     normalize_call,
 )
-from troth.events.schema import EVENT_COLUMNS, EVENT_SCHEMA, REJECT_SCHEMA
+from troth.events.schema import EVENT_COLUMNS, EVENT_SCHEMA, REJECT_SCHEMA, rows_to_table
 
 __all__ = [
     "CALL_TYPES",
@@ -18,4 +18,5 @@ __all__ = [
     "MAX_MESSAGE_ID_CHARS",
     "REJECT_SCHEMA",
     "normalize_call",
+    "rows_to_table",
 ]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pyarrow as pa
 
-__all__ = ["EVENT_COLUMNS", "EVENT_SCHEMA", "REJECT_SCHEMA", "reject_row"]
+__all__ = ["EVENT_COLUMNS", "EVENT_SCHEMA", "REJECT_SCHEMA", "reject_row", "rows_to_table"]
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -52,3 +53,11 @@ def reject_row(
 ) -> tuple:
     """Return a rejects-table row (REJECT_SCHEMA order) for an input refused now."""
     return (datetime.now(UTC), origin, message_id, field, reason, payload)
+
+
+def rows_to_table(rows: Sequence[tuple], schema: pa.Schema) -> pa.Table:
+    """Return row tuples (in `schema` order) as an Arrow table of `schema`."""
+    if not rows:
+        return schema.empty_table()
+    columns = zip(zip(*rows, strict=True), schema, strict=True)
+    return pa.Table.from_arrays([pa.array(v, f.type) for v, f in columns], schema=schema)

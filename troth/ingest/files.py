@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from troth.errors import EventValidationError, ImportFileError
 from troth.events.model import EventRow, generated_message_id, normalize_call
-from troth.events.schema import EVENT_SCHEMA, REJECT_SCHEMA, reject_row
+from troth.events.schema import EVENT_SCHEMA, REJECT_SCHEMA, reject_row, rows_to_table
 from troth.ingest.mapping import TableMapping, check_mapping, segment_mapping
 from troth.store.bulk import BulkResult, file_columns, import_table
 from troth.store.database import Database
@@ -176,14 +176,6 @@ class _RejectsFile:
             self._file.close()
 
 
-def _columns(rows: list[tuple], schema: pa.Schema) -> pa.Table:
-    """Return row tuples as an Arrow table of `schema`."""
-    if not rows:
-        return schema.empty_table()
-    columns = zip(zip(*rows, strict=True), schema, strict=True)
-    return pa.Table.from_arrays([pa.array(v, f.type) for v, f in columns], schema=schema)
-
-
 def _import_calls(
     db: Database,
     path: Path,
@@ -251,7 +243,7 @@ def _chunks(
                 rejects_file.write(number, exc.message, exc.field, line)
                 continue
             rows.append(_numbered(row, line, occurrences))
-        yield number, _columns(rows, EVENT_SCHEMA), _columns(rejects, REJECT_SCHEMA)
+        yield number, rows_to_table(rows, EVENT_SCHEMA), rows_to_table(rejects, REJECT_SCHEMA)
 
 
 def _numbered(row: EventRow, line: bytes, occurrences: dict[str, int]) -> EventRow:

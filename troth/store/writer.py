@@ -13,10 +13,8 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import pyarrow as pa
-
 from troth.errors import OverloadedError, StoreError
-from troth.events.schema import EVENT_SCHEMA, REJECT_SCHEMA
+from troth.events.schema import EVENT_SCHEMA, REJECT_SCHEMA, rows_to_table
 from troth.store.database import Database
 
 __all__ = ["CommitResult", "GroupCommitWriter"]
@@ -141,12 +139,12 @@ class GroupCommitWriter:
         try:
             if not rejects:
                 # One statement commits on its own: BEGIN and COMMIT would cost two more trips.
-                inserted = self._db.insert_events(_to_table(rows, EVENT_SCHEMA), self._cursor)
+                inserted = self._db.insert_events(rows_to_table(rows, EVENT_SCHEMA), self._cursor)
             else:
                 with self._db.transaction(self._cursor) as cur:
                     if rows:
-                        inserted = self._db.insert_events(_to_table(rows, EVENT_SCHEMA), cur)
-                    self._db.insert_rejects(_to_table(rejects, REJECT_SCHEMA), cur)
+                        inserted = self._db.insert_events(rows_to_table(rows, EVENT_SCHEMA), cur)
+                    self._db.insert_rejects(rows_to_table(rejects, REJECT_SCHEMA), cur)
         except Exception as exc:  # the requests must be answered whatever went wrong
             log.exception("group commit of %d events failed", len(rows))
             error = StoreError(f"events could not be stored: {exc}")
@@ -166,12 +164,3 @@ class GroupCommitWriter:
                 request.callback(CommitResult(len(request.rows), error))
             except Exception:
                 log.exception("commit callback failed")
-
-
-def _to_table(rows: Sequence[tuple], schema: pa.Schema) -> pa.Table:
-    """Return row tuples as an Arrow table of `schema`."""
-    columns = list(zip(*rows, strict=True))
-    return pa.Table.from_arrays(
-        [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)],
-        schema=schema,
-    )
