@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import ibis
 import ibis.expr.types as ir
@@ -97,7 +96,12 @@ def _resolve(session: Session, merge_on: Sequence[str]) -> ResolutionSummary:
     events = session.table("events")
     links = session.table("identity_links")
     identifiers = session.table("identifiers")
-    fresh = events.filter((events.seq > watermark) & (events.seq <= newest))
+    # The window comes from a temp table, so the expressions (and their compiled SQL) repeat.
+    window = session.materialize_row("_window", {"after": watermark, "upto": newest})
+    fresh = events.filter(
+        (events.seq > window.after.max().as_scalar())
+        & (events.seq <= window.upto.max().as_scalar())
+    )
     read = int(session.scalar(fresh.count()))
 
     fresh_links = session.materialize("_fresh_links", _distinct_links(fresh, merge_on))
@@ -179,7 +183,7 @@ def _merges_with_reasons(previous: ir.Table, assigned: ir.Table, new_links: ir.T
     merges = merges_between(previous, assigned)
     joined = merges.left_join(reasons, merges.into_customer_id == reasons.customer_id)
     return joined.select(
-        merged_at=ibis.literal(datetime.now(UTC), type="timestamp('UTC')"),
+        merged_at=ibis.now().cast("timestamp('UTC')"),
         from_customer_id=joined.from_customer_id,
         into_customer_id=joined.into_customer_id,
         identifiers_moved=joined.identifiers_moved,

@@ -23,6 +23,8 @@ _EVENT_COLUMN_LIST = ", ".join(EVENT_COLUMNS)
 _REJECT_COLUMN_LIST = ", ".join(REJECT_SCHEMA.names)
 
 
+_COMPILED_CACHE_SIZE = 1024
+
 # DuckDB type names that Ibis spells differently.
 _IBIS_TYPES = {
     "TIMESTAMP WITH TIME ZONE": "timestamp('UTC')",
@@ -44,6 +46,7 @@ class Database:
         self._ibis: Any = None
         self._schemas: dict[str, Any] = {}
         self._schema_lock = threading.Lock()
+        self._compiled: dict[Any, str] = {}
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
@@ -91,6 +94,19 @@ class Database:
                     {col: _IBIS_TYPES.get(dtype, dtype.lower()) for col, dtype in columns}
                 )
         return ibis.table(self._schemas[key], name=name)
+
+    def compiled_sql(self, expr: Any) -> str:
+        """Return the DuckDB SQL of an Ibis expression, from a cache keyed by its structure."""
+        import ibis
+
+        key = expr.op()
+        sql = self._compiled.get(key)
+        if sql is None:
+            sql = ibis.to_sql(expr, dialect="duckdb")
+            if len(self._compiled) > _COMPILED_CACHE_SIZE:
+                self._compiled.clear()
+            self._compiled[key] = sql
+        return sql
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:

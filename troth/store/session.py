@@ -35,8 +35,23 @@ class Session:
         return self._db.unbound_table(name)
 
     def sql(self, expr: ir.Expr) -> str:
-        """Return the SQL the database runs for `expr`."""
-        return ibis.to_sql(expr, dialect="duckdb")
+        """Return the SQL the database runs for `expr`, compiled once per distinct expression.
+
+        Compiling is pure Python holding the GIL for milliseconds per expression; a server
+        that resolves identities every few seconds would stall its request thread each time.
+        Expressions are structurally hashable, and those that repeat read their varying inputs
+        from temp tables (see `materialize_row`), so the cache hits.
+        """
+        return self._db.compiled_sql(expr)
+
+    def materialize_row(self, name: str, values: Mapping[str, int]) -> ir.Table:
+        """Store one row of integers as temp table `name`; return an unbound table over it."""
+        columns = ", ".join(f"CAST(? AS BIGINT) AS {column}" for column in values)
+        self._cur.execute(
+            f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {columns}", list(values.values())
+        )
+        self._temps.add(name)
+        return ibis.table({column: "int64" for column in values}, name=name)
 
     def fetch(self, expr: ir.Table) -> list[tuple]:
         """Return the rows of a table expression."""
