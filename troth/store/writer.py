@@ -139,7 +139,11 @@ class GroupCommitWriter:
         try:
             if not rejects:
                 # One statement commits on its own: BEGIN and COMMIT would cost two more trips.
-                inserted = self._db.insert_events(rows_to_table(rows, EVENT_SCHEMA), self._cursor)
+                inserted = self._db.insert_events(
+                    rows_to_table(_first_of_each(rows), EVENT_SCHEMA),
+                    self._cursor,
+                    expect_new=True,
+                )
             else:
                 with self._db.transaction(self._cursor) as cur:
                     if rows:
@@ -164,3 +168,14 @@ class GroupCommitWriter:
                 request.callback(CommitResult(len(request.rows), error))
             except Exception:
                 log.exception("commit callback failed")
+
+
+def _first_of_each(rows: list[tuple]) -> list[tuple]:
+    """Return the rows with each messageId once (a retry may share a group with the original)."""
+    seen: set[str] = set()
+    unique = []
+    for row in rows:
+        if row[0] not in seen:
+            seen.add(row[0])
+            unique.append(row)
+    return unique
