@@ -175,7 +175,11 @@ class Database:
         with a stored messageId, which is rare, only sends the rows through ON CONFLICT after.
         """
         cur = cursor if cursor is not None else self._con
-        new_events = events.select(list(EVENT_COLUMNS)).cast(EVENT_SCHEMA)  # noqa: F841
+        new_events = (  # noqa: F841
+            events
+            if events.schema.equals(EVENT_SCHEMA)
+            else events.select(list(EVENT_COLUMNS)).cast(EVENT_SCHEMA)
+        )
         # DuckDB finds `new_events` among this frame's locals (a replacement scan): cheaper on
         # the hot path than register/unregister, which are two more statements per commit.
         insert = (
