@@ -248,3 +248,31 @@ def test_resolution_matches_union_find_whatever_the_order_and_batching(calls, da
     assert assignment(pieces) == expected  # same ids: order- and batch-independent
     resolve_identities(pieces)
     assert assignment(pieces) == expected  # idempotent
+
+
+def test_events_with_customer_gives_every_resolved_event_its_customer(db: Database) -> None:
+    from troth.identity import events_with_customer
+
+    store(
+        db,
+        [
+            event(1, anon="a1"),
+            event(2, "identify", "u1", "a1"),
+            event(3, user="u1"),
+            event(4, anon="a2"),
+        ],
+    )
+    resolve_identities(db)
+    with db.session() as session:
+        joined = events_with_customer(session.table("events"), session.table("identifiers"))
+        rows = session.fetch(joined.select("message_id", "customer_id").order_by("message_id"))
+    ids = dict(rows)
+    assert ids["m1"] == ids["m2"] == ids["m3"] != ids["m4"]
+
+
+def test_the_ibis_backend_runs_analytics_over_the_store(db: Database) -> None:
+    store(db, [event(1, user="u1"), event(2, user="u2")])
+    con = db.ibis()
+    events = con.table("events")
+    assert events.count().execute() == 2
+    assert "identifiers" in con.list_tables()
