@@ -18,6 +18,7 @@ __all__ = [
     "MappingSettings",
     "ServerSettings",
     "Settings",
+    "StageSettings",
     "StoreSettings",
     "load_settings",
 ]
@@ -93,6 +94,47 @@ class MappingSettings(_Section):
     )
 
 
+class StageSettings(_Section):
+    """`[stages]`: the evidence each stage of the engagement cycle needs (README argues them)."""
+
+    window_days: int = Field(
+        180, ge=1, description="Days of activity that count as evidence; older evidence ages out."
+    )
+    connection_min_events: int = Field(
+        1, ge=1, description="Connection: events in the window (the customer is reachable)."
+    )
+    interaction_min_active_days: int = Field(
+        3, ge=1, description="Interaction: distinct active days in the window, or …"
+    )
+    interaction_min_two_way: int = Field(
+        1, ge=1, description="… two-way interactions (the customer speaks, not only listens)."
+    )
+    satisfied_min_csat: float = Field(4.0, description="Satisfaction: mean CSAT (1-5) at least.")
+    satisfied_min_nps: float = Field(
+        7.0, description="Satisfaction: latest NPS answer (0-10) at least (passive or promoter)."
+    )
+    satisfied_min_rating: float = Field(
+        4.0, description="Satisfaction: mean review rating (1-5) at least."
+    )
+    max_unresolved_tickets: int = Field(
+        0, ge=0, description="Satisfaction and commitment: most tickets left unresolved."
+    )
+    retention_min_months: int = Field(
+        2, ge=1, description="Retention: distinct months with a purchase in the window."
+    )
+    committed_min_nps: float = Field(9.0, description="Commitment: latest NPS (promoter).")
+    committed_min_csat: float = Field(4.5, description="Commitment: mean CSAT at least.")
+    committed_min_rating: float = Field(4.5, description="Commitment: mean rating at least.")
+    advocacy_min_referrals: int = Field(1, ge=1, description="Advocacy: referrals sent, or …")
+    advocacy_min_shares: int = Field(1, ge=1, description="… content shared, or …")
+    advocacy_min_reviews: int = Field(2, ge=1, description="… reviews posted.")
+    engagement_min_community: int = Field(
+        1,
+        ge=1,
+        description="Engagement: community posts, accepted answers or ideas (any one kind).",
+    )
+
+
 class DemoSettings(_Section):
     """`[demo]`: the generated sample population used by `troth demo`."""
 
@@ -107,6 +149,7 @@ class Settings(_Section):
     store: StoreSettings = Field(default_factory=StoreSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
+    stages: StageSettings = Field(default_factory=StageSettings)
     mapping: dict[str, MappingSettings] = Field(
         default_factory=dict, description="Named column mappings for `troth import --mapping NAME`."
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from troth.access.credentials import (
 )
 from troth.access.keys import Credential
 from troth.config import Settings
+from troth.engagement.scoring import ScoreSummary, score_customers, stage_distribution
 from troth.errors import CustomerNotFound
 from troth.identity.profile import customer_profile
 from troth.identity.runner import ResolutionSummary, identities_stale, resolve_identities
@@ -85,6 +87,19 @@ class Engine:
         summary = import_file(self.db, path, mapping=mapping, progress=progress)
         self.resolve_identities()
         return summary
+
+    def score(
+        self, as_of: datetime | None = None, progress: Callable[[str], None] | None = None
+    ) -> ScoreSummary:
+        """Resolve identities, then write features and stages as of `as_of` (default: now)."""
+        if identities_stale(self.db):
+            self.resolve_identities()
+        when = as_of or datetime.now(UTC)
+        return score_customers(self.db, when, self.settings.stages.model_dump(), progress)
+
+    def stage_distribution(self) -> dict[str, Any]:
+        """Return the last scoring's customers by stage and by phase (raise if never scored)."""
+        return stage_distribution(self.db)
 
     def summary(self) -> dict[str, Any]:
         """Return store-wide counts: customers, events by name and channel, identity merges."""

@@ -185,3 +185,44 @@ def test_demo_never_replaces_a_database_it_did_not_make(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "is not a demo database" in result.stderr
     assert len(json.loads(troth("keys", "list", "--json", db=real).stdout)) == 1
+
+
+def test_score_and_stages(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    folder = tmp_path / "demo"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "troth",
+            "demo",
+            "--customers",
+            "300",
+            "--dir",
+            str(folder),
+            "--json",
+        ],
+        capture_output=True,
+        check=True,
+        timeout=300,
+    )
+    db = folder / "troth.duckdb"
+    scored = json.loads(troth("score", "--as-of", "2026-10-01", "--json", db=db).stdout)
+    assert scored["as_of"].startswith("2026-10-01")
+    assert sum(scored["by_stage"].values()) == scored["customers"] > 200  # known by October
+    shown = json.loads(troth("stages", "--json", db=db).stdout)
+    assert shown["customers"] == scored["customers"]
+    assert {k: v for k, v in shown["by_stage"].items()} == {
+        k: v for k, v in scored["by_stage"].items() if k != "none"
+    }
+    assert sum(shown["by_phase"].values()) + shown["no_stage"] == shown["customers"]
+    bad = troth("score", "--as-of", "someday", db=db, check=False)
+    assert bad.returncode == 2 and "--as-of" in bad.stderr
+
+
+def test_stages_before_any_score_says_what_to_do(tmp_path: Path) -> None:
+    result = troth("stages", db=tmp_path / "fresh.duckdb", check=False)
+    assert result.returncode == 1
+    assert "troth score" in result.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typer import Typer
 
-from troth.cli import customers, data, keys, serve
+from troth.cli import customers, data, engagement, keys, serve
 
 __all__ = ["app", "main"]
 
@@ -19,6 +19,8 @@ app.command("serve")(serve.serve)
 app.command("import")(data.import_command)
 app.command("generate")(data.generate)
 app.command("demo")(data.demo)
+app.command("score")(engagement.score)
+app.command("stages")(engagement.stages)
 app.add_typer(keys.app, name="keys")
 app.add_typer(customers.app, name="customers")
 

@@ -93,13 +93,16 @@ FEATURE_DOCS: dict[str, str] = {
 }
 
 
-def customer_features(events: ir.Table, as_of: datetime) -> ir.Table:
+def customer_features(events: ir.Table, as_of: datetime, since: datetime | None = None) -> ir.Table:
     """Return one row per customer with the FEATURE_DOCS columns, from events before `as_of`.
 
-    `events` must carry `customer_id` (see troth.identity.events_with_customer).
+    With `since`, only events from then on count: the trailing window in which stage evidence
+    must have been seen. `events` must carry `customer_id` (troth.identity.events_with_customer).
     """
     cutoff = ibis.literal(as_of, type="timestamp('UTC')")
     e = events.filter(events.timestamp < cutoff)
+    if since is not None:
+        e = e.filter(e.timestamp >= ibis.literal(since, type="timestamp('UTC')"))
     name = e.event
     props = e.properties
     is_order = name == "Order Completed"

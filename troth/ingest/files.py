@@ -254,4 +254,3 @@ def _numbered(row: EventRow, line: bytes, occurrences: dict[str, int]) -> EventR
     seen = occurrences.get(message_id, 0) + 1
     occurrences[message_id] = seen
     return row if seen == 1 else (f"{message_id}-{seen}", *row[1:])
-

@@ -95,6 +95,11 @@ class Database:
                 )
         return ibis.table(self._schemas[key], name=name)
 
+    def forget_schema(self, name: str) -> None:
+        """Drop the cached columns of a table that was just re-created."""
+        with self._schema_lock:
+            self._schemas.pop(name, None)
+
     def compiled_sql(self, expr: Any) -> str:
         """Return the DuckDB SQL of an Ibis expression, from a cache keyed by its structure."""
         import ibis

@@ -82,6 +82,12 @@ class Session:
         self._temps.add(name)
         return ibis.table(expr.schema(), name=name)
 
+    def replace_table(self, table: str, expr: ir.Table) -> int:
+        """Store `expr` as table `table`, replacing it (derived tables); return its row count."""
+        self._cur.execute(f"CREATE OR REPLACE TABLE {table} AS {self.sql(expr)}")
+        self._db.forget_schema(table)
+        return int(self._cur.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
     def insert(self, table: str, expr: ir.Table) -> int:
         """Insert the rows of `expr` into stored `table`, matching columns by name; return count."""
         columns = ", ".join(expr.columns)

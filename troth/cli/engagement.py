@@ -1,0 +1,84 @@
+"""`troth score` and `troth stages`: the engagement model from the command line."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from troth.cli.common import (
+    ConfigOption,
+    DbOption,
+    JsonOption,
+    console,
+    fail,
+    open_engine,
+    print_json,
+)
+
+
+def _as_of(text: str | None) -> datetime | None:
+    """Return --as-of as a UTC time (a date means its midnight UTC), or None for now."""
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"--as-of '{text}' is not a date such as 2026-06-30", 2)
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def score(
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Score as of this date (default: now).")
+    ] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Compute every customer's features and engagement stage, and store them."""
+    when = _as_of(as_of)
+    with open_engine(db, config) as engine, console.status("scoring…") as status:
+        summary = engine.score(when, progress=lambda step: status.update(f"scoring: {step}"))
+    if as_json:
+        print_json({**summary.__dict__, "as_of": summary.as_of.isoformat()})
+        return
+    console.print(
+        f"scored {summary.customers:,} customers as of {summary.as_of:%Y-%m-%d %H:%M} UTC"
+    )
+    print_distribution(
+        {"by_stage": summary.by_stage, "cognitive_loyalty": summary.cognitive_loyalty}
+    )
+
+
+def stages(db: DbOption = None, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Show customers by engagement stage and phase, from the last `troth score`."""
+    with open_engine(db, config) as engine:
+        distribution = engine.stage_distribution()
+    if as_json:
+        print_json(distribution)
+        return
+    console.print(f"as of {distribution['as_of']}: {distribution['customers']:,} customers")
+    print_distribution(
+        {**distribution, "by_stage": {**distribution["by_stage"], "none": distribution["no_stage"]}}
+    )
+    phases = Table("phase", "customers", title="By phase")
+    for phase, n in distribution["by_phase"].items():
+        phases.add_row(phase, f"{n:,}")
+    console.print(phases)
+
+
+def print_distribution(distribution: dict[str, Any]) -> None:
+    """Print customers per stage as a table, with the cognitive-loyalty count."""
+    total = sum(distribution["by_stage"].values()) or 1
+    table = Table("stage", "customers", "share", title="By stage (Sashi's cycle)")
+    for stage, n in distribution["by_stage"].items():
+        label = "(none: no activity in the window)" if stage == "none" else stage
+        table.add_row(label, f"{n:,}", f"{100 * n / total:.1f}%")
+    console.print(table)
+    console.print(
+        f"cognitive loyalty (retained without emotional signals): "
+        f"{distribution['cognitive_loyalty']:,}"
+    )
