@@ -111,14 +111,16 @@ def reference_features(events: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
     )
     for col, event in COUNTS.items():
         e[col] = name == event
+    e["own"] = ~e["contact"]  # what the company sends is not the customer's activity
     g = e.groupby("customer_id")
+    own = e[e["own"]].groupby("customer_id")
     out = pd.DataFrame(
         {
-            "first_seen": g["timestamp"].min(),
-            "last_seen": g["timestamp"].max(),
-            "events": g.size(),
-            "active_days": g["day"].nunique(),
-            "channels_used": g["channel"].nunique(),
+            "first_seen": own["timestamp"].min(),
+            "last_seen": own["timestamp"].max(),
+            "events": g["own"].sum(),
+            "active_days": own["day"].nunique(),
+            "channels_used": own["channel"].nunique(),
             "two_way_interactions": g["two_way"].sum(),
             "revenue": e[e["is_order"]].groupby("customer_id")["revenue"].sum(min_count=1),
             "purchase_months": e[e["is_order"]].groupby("customer_id")["month"].nunique(),
@@ -139,7 +141,7 @@ def reference_features(events: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
             **{col: g[col].sum() for col in COUNTS},
         }
     )
-    for col in ("revenue", "purchase_months"):
+    for col in ("revenue", "purchase_months", "active_days", "channels_used"):
         out[col] = out[col].fillna(0)
     cutoff = pd.Timestamp(as_of)
     out["recency_days"] = (cutoff - out["last_seen"]).dt.total_seconds() / 86_400

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ibis
-import pandas as pd
+import pyarrow as pa
 import pytest
 
 from troth.config import StageSettings
@@ -30,11 +30,15 @@ NUMERIC = [
 BASE = {name: None for name in NUMERIC}
 
 
+def _arrow(row: dict) -> pa.Table:
+    schema = pa.schema([("customer_id", pa.string())] + [(c, pa.float64()) for c in NUMERIC])
+    return pa.Table.from_pylist([row], schema=schema)
+
+
 def stage_of(**features) -> dict:
     row = {"customer_id": "c1", **BASE, **features}
-    table = ibis.memtable(pd.DataFrame([row]).astype({c: "float64" for c in NUMERIC}))
-    out = assign_stages(table, stage_rules(THRESHOLDS)).to_pandas().iloc[0]
-    return out.to_dict()
+    table = ibis.memtable(_arrow(row))
+    return assign_stages(table, stage_rules(THRESHOLDS)).to_pyarrow().to_pylist()[0]
 
 
 CONNECTED = {"events": 1}
@@ -47,7 +51,7 @@ ADVOCATE = {**COMMITTED, "referrals_sent": 1}
 
 def test_no_activity_in_the_window_means_no_stage() -> None:
     out = stage_of()
-    assert pd.isna(out["stage"]) and out["stage_rank"] == 0
+    assert out["stage"] is None and out["stage_rank"] == 0
 
 
 def test_connection_needs_one_event() -> None:
@@ -127,6 +131,6 @@ def test_every_condition_is_kept_as_evidence() -> None:
 def test_thresholds_come_from_settings() -> None:
     strict = {**THRESHOLDS, "retention_min_months": 3}
     row = {"customer_id": "c1", **BASE, **RETAINED}
-    table = ibis.memtable(pd.DataFrame([row]).astype({c: "float64" for c in NUMERIC}))
-    out = assign_stages(table, stage_rules(strict)).to_pandas().iloc[0]
+    table = ibis.memtable(_arrow(row))
+    out = assign_stages(table, stage_rules(strict)).to_pyarrow().to_pylist()[0]
     assert out["stage"] == "interaction"

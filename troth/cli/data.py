@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -21,6 +22,7 @@ from troth.cli.common import (
     print_json,
     settings_for,
 )
+from troth.cli.engagement import print_distribution
 from troth.demo import write_events_parquet
 from troth.errors import TrothError
 from troth.ingest.mapping import TableMapping, mapping_from_settings, parse_map_options
@@ -191,11 +193,19 @@ def demo(
             )
         engine.mark_demo()
         summary = engine.summary()
+        # Score as of the end of the generated period, not today, so the sample reads as live.
+        end = datetime.fromisoformat(summary["last_event"]) + timedelta(seconds=1)
+        scored = engine.score(end)
     elapsed = time.perf_counter() - started
+    stages = {**scored.__dict__, "as_of": scored.as_of.isoformat()}
     if as_json:
-        print_json({"database": str(db_path), "import": imported.__dict__, **summary})
+        print_json(
+            {"database": str(db_path), "import": imported.__dict__, **summary, "stages": stages}
+        )
         return
     _print_summary(summary, imported.rejected, elapsed)
+    console.print(f"\n[bold]Engagement cycle[/] as of {scored.as_of:%Y-%m-%d}")
+    print_distribution(stages)
     console.print(f"\ndemo database: [bold]{db_path}[/]")
     example = (summary["example_user_ids"] or ["<id>"])[0]
     console.print(f"try: troth customers show {example} --db {db_path}")

@@ -64,13 +64,14 @@ _COUNTS = {
 
 FEATURE_DOCS: dict[str, str] = {
     "customer_id": "the customer",
-    "first_seen": "time of the customer's first event (UTC)",
-    "last_seen": "time of the customer's last event before as_of (UTC)",
-    "recency_days": "days from the last event to as_of",
-    "tenure_days": "days from the first event to as_of",
-    "events": "events before as_of (count)",
-    "active_days": "distinct UTC days with an event (count)",
-    "channels_used": "distinct touchpoint channels (count)",
+    "first_seen": "time of the customer's first own event (UTC); contacts the company "
+    "started (COMPANY_CONTACTS) are not the customer's activity and never count here",
+    "last_seen": "time of the customer's last own event before as_of (UTC)",
+    "recency_days": "days from the last own event to as_of",
+    "tenure_days": "days from the first own event to as_of",
+    "events": "the customer's own events before as_of (count)",
+    "active_days": "distinct UTC days with an own event (count)",
+    "channels_used": "distinct touchpoint channels of own events (count)",
     "two_way_interactions": "calls where the customer speaks: " + ", ".join(TWO_WAY),
     "revenue": "sum of properties.revenue over Order Completed (currency units)",
     "purchase_months": "distinct calendar months with an Order Completed (count)",
@@ -111,12 +112,13 @@ def customer_features(events: ir.Table, as_of: datetime, since: datetime | None 
     local_time = props["customer_local_time"].str
     granted = props["granted"].bool
     counts = {col: (name == event).sum() for col, event in _COUNTS.items()}
+    own = name.isnull() | ~name.isin(COMPANY_CONTACTS)
     grouped = e.group_by("customer_id").aggregate(
-        first_seen=e.timestamp.min(),
-        last_seen=e.timestamp.max(),
-        events=e.count(),
-        active_days=e.timestamp.date().nunique(),
-        channels_used=e.channel.nunique(),
+        first_seen=e.timestamp.min(where=own),
+        last_seen=e.timestamp.max(where=own),
+        events=own.sum(),
+        active_days=e.timestamp.date().nunique(where=own),
+        channels_used=e.channel.nunique(where=own),
         two_way_interactions=name.isin(TWO_WAY).sum(),
         revenue=props["revenue"].float.sum(where=is_order),
         purchase_months=e.timestamp.truncate("M").nunique(where=is_order),
@@ -149,6 +151,7 @@ def customer_features(events: ir.Table, as_of: datetime, since: datetime | None 
 
 
 _ZERO_WHEN_NONE = (
+    "events",
     "two_way_interactions",
     "revenue",
     "purchase_months",
