@@ -17,6 +17,7 @@ from troth.access.credentials import (
 )
 from troth.access.keys import Credential
 from troth.config import Settings
+from troth.engagement.evidence import stage_evidence
 from troth.engagement.scoring import ScoreSummary, score_customers, stage_distribution
 from troth.errors import CustomerNotFound
 from troth.identity.profile import customer_profile
@@ -69,13 +70,16 @@ class Engine:
         if self.resolve_on_read and identities_stale(self.db):
             self.resolve_identities()
         try:
-            return customer_profile(self.db, identifier)
+            profile = customer_profile(self.db, identifier)
         except CustomerNotFound:
             # An identifier that arrived since the last background run: resolve now, once.
             if self.resolve_on_read or not identities_stale(self.db):
                 raise
             self.resolve_identities()
-            return customer_profile(self.db, identifier)
+            profile = customer_profile(self.db, identifier)
+        thresholds = self.settings.stages.model_dump()
+        profile["engagement"] = stage_evidence(self.db, profile["customer_id"], thresholds)
+        return profile
 
     def import_file(
         self,

@@ -218,6 +218,27 @@ def test_score_and_stages(tmp_path: Path) -> None:
         k: v for k, v in scored["by_stage"].items() if k != "none"
     }
     assert sum(shown["by_phase"].values()) + shown["no_stage"] == shown["customers"]
+    customer = json.loads(troth("customers", "show", first_user(db), "--json", db=db).stdout)[
+        "engagement"
+    ]
+    assert customer["as_of"].startswith("2026-10-01")
+    assert [e["stage"] for e in customer["evidence"]] == [
+        "connection",
+        "interaction",
+        "satisfaction",
+        "retention",
+        "commitment",
+        "advocacy",
+        "engagement",
+    ]
+    held = [e["stage"] for e in customer["evidence"] if e["held"]]
+    if customer["stage"] is not None:
+        assert customer["stage"] in held
+        rank = [e["stage"] for e in customer["evidence"]].index(customer["stage"])
+        assert all(e["held"] is False for e in customer["evidence"][rank + 1 :])
+    for item in customer["evidence"]:
+        for requirement in item["requirements"]:
+            assert requirement["held"] == any(c["held"] for c in requirement["any_of"])
     bad = troth("score", "--as-of", "someday", db=db, check=False)
     assert bad.returncode == 2 and "--as-of" in bad.stderr
 
@@ -226,3 +247,17 @@ def test_stages_before_any_score_says_what_to_do(tmp_path: Path) -> None:
     result = troth("stages", db=tmp_path / "fresh.duckdb", check=False)
     assert result.returncode == 1
     assert "troth score" in result.stderr
+
+
+def first_user(db: Path) -> str:
+    """Return a userId from the database (read-only), for commands that need one."""
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(
+            "SELECT value FROM identifiers WHERE kind = 'user_id' AND first_seen IS NOT NULL "
+            "ORDER BY value LIMIT 1"
+        ).fetchone()[0]
+    finally:
+        con.close()

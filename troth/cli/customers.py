@@ -47,6 +47,7 @@ def render_profile(profile: dict[str, Any]) -> None:
         for name, value in profile["traits"].items():
             traits.add_row(str(name), str(value))
         console.print(traits)
+    _render_engagement(profile.get("engagement"))
     counts = Table("event", "count", title="Events")
     for name, n in profile["events_by_name"].items():
         counts.add_row(name, str(n))
@@ -62,3 +63,30 @@ def render_profile(profile: dict[str, Any]) -> None:
                 m["reasons"] or "",
             )
         console.print(merges)
+
+
+def _render_engagement(engagement: dict[str, Any] | None) -> None:
+    """Print the stage, its phase and the evidence for every stage (held ✓ or failed ✗)."""
+    if engagement is None:
+        console.print("stage: not scored yet (run `troth score`)")
+        return
+    stage = engagement["stage"] or "none (no activity in the evidence window)"
+    phase = f", phase {engagement['phase']}" if engagement["phase"] else ""
+    loyal = (
+        " — cognitive loyalty: retained with no emotional signal"
+        if engagement["cognitive_loyalty"]
+        else ""
+    )
+    console.print(f"[bold]stage: {stage}{phase}[/] (as of {engagement['as_of']}){loyal}")
+    table = Table("stage", "held", "evidence", title="Why: the criteria of each stage")
+    for item in engagement["evidence"]:
+        lines = []
+        for requirement in item["requirements"]:
+            parts = [
+                f"{'✓' if c['held'] else '✗'} {c['condition']} (is {c['value']})"
+                for c in requirement["any_of"]
+            ]
+            lines.append(" or ".join(parts))
+        builds = f"after {item['builds_on']}; " if item["builds_on"] else ""
+        table.add_row(item["stage"], "yes" if item["held"] else "no", builds + "; ".join(lines))
+    console.print(table)

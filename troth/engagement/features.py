@@ -111,32 +111,33 @@ def customer_features(events: ir.Table, as_of: datetime, since: datetime | None 
     is_call = name == "Call Made"
     local_time = props["customer_local_time"].str
     granted = props["granted"].bool
-    counts = {col: (name == event).sum() for col, event in _COUNTS.items()}
+    # COUNT(*) FILTER, not SUM(bool): DuckDB sums booleans into HUGEINT, which Ibis can't read.
+    counts = {col: e.count(where=name == event) for col, event in _COUNTS.items()}
     own = name.isnull() | ~name.isin(COMPANY_CONTACTS)
     grouped = e.group_by("customer_id").aggregate(
         first_seen=e.timestamp.min(where=own),
         last_seen=e.timestamp.max(where=own),
-        events=own.sum(),
+        events=e.count(where=own),
         active_days=e.timestamp.date().nunique(where=own),
         channels_used=e.channel.nunique(where=own),
-        two_way_interactions=name.isin(TWO_WAY).sum(),
+        two_way_interactions=e.count(where=name.isin(TWO_WAY)),
         revenue=props["revenue"].float.sum(where=is_order),
         purchase_months=e.timestamp.truncate("M").nunique(where=is_order),
-        first_contact_resolutions=(
-            (name == "Ticket Resolved") & props["first_contact_resolution"].bool
-        ).sum(),
+        first_contact_resolutions=e.count(
+            where=(name == "Ticket Resolved") & props["first_contact_resolution"].bool
+        ),
         csat_mean=props["csat"].float.mean(where=is_survey),
         nps_mean=props["nps"].float.mean(where=is_survey),
         nps_last=props["nps"].float.argmax(e.timestamp, where=is_survey & props["nps"].notnull()),
         rating_mean=props["rating"].float.mean(where=name == "Review Posted"),
-        consents_granted=((name == "Consent Updated") & granted).sum(),
-        consents_withdrawn=((name == "Consent Updated") & ~granted).sum(),
-        page_views=e.type.isin(["page", "screen"]).sum(),
-        company_contacts=name.isin(COMPANY_CONTACTS).sum(),
-        calls_unsolicited=(is_call & ~props["solicited"].bool).sum(),
-        calls_badly_timed=(
-            is_call & ((local_time < WAKING_FROM) | (local_time >= WAKING_UNTIL))
-        ).sum(),
+        consents_granted=e.count(where=(name == "Consent Updated") & granted),
+        consents_withdrawn=e.count(where=(name == "Consent Updated") & ~granted),
+        page_views=e.count(where=e.type.isin(["page", "screen"])),
+        company_contacts=e.count(where=name.isin(COMPANY_CONTACTS)),
+        calls_unsolicited=e.count(where=is_call & ~props["solicited"].bool),
+        calls_badly_timed=e.count(
+            where=is_call & ((local_time < WAKING_FROM) | (local_time >= WAKING_UNTIL))
+        ),
         **counts,
     )
     days = 86_400.0

@@ -1,0 +1,67 @@
+"""The evidence behind one customer's stage, read back from the last scoring."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from troth.engagement.stages import PHASES, condition_column, stage_rules
+from troth.errors import TrothError
+from troth.store import Database
+
+__all__ = ["stage_evidence"]
+
+
+def stage_evidence(
+    db: Database, customer_id: str, thresholds: Mapping[str, float]
+) -> dict[str, Any] | None:
+    """Return the customer's stage, phase and per-stage evidence, or None if never scored.
+
+    Whether each condition held is the stored result of the scoring run; values are the
+    window features that run used; thresholds are those of `thresholds` ([stages]).
+    """
+    with db.session() as session:
+        try:
+            stages = session.table("customer_stage")
+            window = session.table("customer_window_features")
+        except TrothError:
+            return None
+        found = session.fetch_dicts(stages.filter(stages.customer_id == customer_id))
+        values = session.fetch_dicts(window.filter(window.customer_id == customer_id))
+    if not found:
+        return None
+    row, features = found[0], (values[0] if values else {})
+    evidence = []
+    for rule in stage_rules(thresholds):
+        requirements = []
+        for r, requirement in enumerate(rule.requirements):
+            conditions = [
+                {
+                    "condition": condition.describe(),
+                    "value": _plain(features.get(condition.feature)),
+                    "held": bool(row.get(condition_column(rule.stage, r, k))),
+                }
+                for k, condition in enumerate(requirement)
+            ]
+            requirements.append({"any_of": conditions, "held": any(c["held"] for c in conditions)})
+        evidence.append(
+            {
+                "stage": rule.stage,
+                "builds_on": rule.prerequisite,
+                "held": bool(row.get(f"holds_{rule.stage}")),
+                "requirements": requirements,
+            }
+        )
+    stage = row.get("stage")
+    return {
+        "stage": stage,
+        "phase": PHASES.get(stage) if stage else None,
+        "cognitive_loyalty": bool(row.get("cognitive_loyalty")),
+        "as_of": row["as_of"].isoformat() if row.get("as_of") else None,
+        "evidence": evidence,
+    }
+
+
+def _plain(value: Any) -> Any:
+    """Return a feature value fit for JSON (floats rounded for reading)."""
+    return round(value, 3) if isinstance(value, float) else value
