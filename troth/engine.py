@@ -18,6 +18,7 @@ from troth.access.credentials import (
 from troth.access.keys import Credential
 from troth.config import Settings
 from troth.engagement.evidence import stage_evidence
+from troth.engagement.listing import list_customers
 from troth.engagement.scoring import ScoreSummary, score_customers, stage_distribution
 from troth.errors import CustomerNotFound
 from troth.identity.profile import customer_profile
@@ -104,6 +105,10 @@ class Engine:
     def stage_distribution(self) -> dict[str, Any]:
         """Return the last scoring's customers by stage and by phase (raise if never scored)."""
         return stage_distribution(self.db)
+
+    def customers(self, **filters: Any) -> dict[str, Any]:
+        """Return one page of customers filtered by stage/phase/cognitive loyalty, sorted."""
+        return list_customers(self.db, **filters)
 
     def summary(self) -> dict[str, Any]:
         """Return store-wide counts: customers, events by name and channel, identity merges."""

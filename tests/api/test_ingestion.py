@@ -278,3 +278,33 @@ def test_browsers_may_post_from_another_origin(client) -> None:
         "/v1/track", json=GOOD["track"], headers={"Origin": "https://shop.example"}
     )
     assert posted.headers["access-control-allow-origin"] == "*"
+
+
+def test_stages_and_customer_list_after_scoring(client, engine) -> None:
+    from troth.engagement.stages import STAGES
+
+    token = engine.create_token("analyst")[1]
+    viewer = engine.create_token("viewer")[1]
+    batch = [
+        {
+            "type": "track",
+            "userId": f"s{i}",
+            "event": "Order Completed",
+            "properties": {"revenue": 10 * i},
+        }
+        for i in range(1, 4)
+    ]
+    assert client.post("/v1/batch", json={"batch": batch}).status_code == 200
+    engine.score()
+    stages = client.get("/api/v1/stages", headers={"Authorization": f"Bearer {viewer}"}).json()
+    assert stages["customers"] == 3
+    assert set(stages["by_stage"]) == set(STAGES)
+    listed = client.get(
+        "/api/v1/customers?sort=revenue&limit=2", headers={"Authorization": f"Bearer {token}"}
+    ).json()
+    assert listed["total"] == 3
+    assert [c["revenue"] for c in listed["customers"]] == [30, 20]
+    denied = client.get("/api/v1/customers", headers={"Authorization": f"Bearer {viewer}"})
+    assert denied.status_code == 403
+    bad = client.get("/api/v1/customers?stage=bliss", headers={"Authorization": f"Bearer {token}"})
+    assert bad.status_code == 400 and "bliss" in bad.json()["error"]

@@ -261,3 +261,54 @@ def first_user(db: Path) -> str:
         ).fetchone()[0]
     finally:
         con.close()
+
+
+def test_customers_list_filters_and_sorts(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    folder = tmp_path / "demo"
+    subprocess.run(
+        [sys.executable, "-m", "troth", "demo", "--customers", "300", "--dir", str(folder)],
+        capture_output=True,
+        check=True,
+        timeout=300,
+    )
+    db = folder / "troth.duckdb"
+    everyone = json.loads(troth("customers", "list", "--limit", "1000", "--json", db=db).stdout)
+    assert everyone["total"] == len(everyone["customers"]) > 250
+    revenues = [c["revenue"] for c in everyone["customers"]]
+    assert revenues == sorted(revenues, reverse=True)
+    retained = json.loads(
+        troth(
+            "customers",
+            "list",
+            "--stage",
+            "retention",
+            "--cognitive-loyalty",
+            "--limit",
+            "1000",
+            "--json",
+            db=db,
+        ).stdout
+    )
+    assert all(c["stage"] == "retention" and c["cognitive_loyalty"] for c in retained["customers"])
+    page = json.loads(
+        troth(
+            "customers",
+            "list",
+            "--sort",
+            "recency_days",
+            "--limit",
+            "5",
+            "--offset",
+            "5",
+            "--json",
+            db=db,
+        ).stdout
+    )
+    assert len(page["customers"]) == 5
+    recency = [c["recency_days"] for c in page["customers"] if c["recency_days"] is not None]
+    assert recency == sorted(recency)
+    bad = troth("customers", "list", "--stage", "bliss", db=db, check=False)
+    assert bad.returncode == 1 and "unknown stage 'bliss'" in bad.stderr

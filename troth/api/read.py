@@ -45,6 +45,34 @@ def get_customer(
     return request.app.state.troth.engine.customer(identifier)
 
 
+@router.get("/customers")
+def get_customers(
+    request: Request,
+    stage: str | None = None,
+    phase: str | None = None,
+    cognitive_loyalty: bool = False,
+    sort: str = "revenue",
+    limit: int = 50,
+    offset: int = 0,
+    _role: str = Depends(person_reader),
+) -> dict[str, Any]:
+    """Return one page of customers from the last scoring: total and rows."""
+    return request.app.state.troth.engine.customers(
+        stage=stage,
+        phase=phase,
+        cognitive_loyalty=cognitive_loyalty,
+        sort=sort,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get("/stages")
+def get_stages(request: Request, _role: str = Depends(role)) -> dict[str, Any]:
+    """Return customers by stage and phase from the last scoring (aggregates: any role)."""
+    return request.app.state.troth.engine.stage_distribution()
+
+
 @router.get("/summary")
 def get_summary(request: Request, _role: str = Depends(role)) -> dict[str, Any]:
     """Return store-wide counts: customers, events by name and channel, merges, rejects."""

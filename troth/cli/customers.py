@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from troth.cli.common import ConfigOption, DbOption, JsonOption, console, open_engine, print_json
+from troth.engagement.listing import LIST_COLUMNS, SORTS
 
 app = typer.Typer(help="Look at customers.", no_args_is_help=True)
 
@@ -28,6 +29,46 @@ def show(
         print_json(profile)
     else:
         render_profile(profile)
+
+
+@app.command("list")
+def list_command(
+    stage: Annotated[str | None, typer.Option(help="Only customers at this stage.")] = None,
+    phase: Annotated[str | None, typer.Option(help="Only customers in this phase.")] = None,
+    cognitive_loyalty: Annotated[
+        bool, typer.Option("--cognitive-loyalty", help="Only the cognitively loyal.")
+    ] = False,
+    sort: Annotated[str, typer.Option(help=f"Sort by one of: {', '.join(SORTS)}.")] = "revenue",
+    limit: Annotated[int, typer.Option(min=1, help="Customers to show.")] = 20,
+    offset: Annotated[int, typer.Option(min=0, help="Customers to skip.")] = 0,
+    db: DbOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List customers from the last `troth score`, filtered and sorted."""
+    with open_engine(db, config) as engine:
+        page = engine.customers(
+            stage=stage,
+            phase=phase,
+            cognitive_loyalty=cognitive_loyalty,
+            sort=sort,
+            limit=limit,
+            offset=offset,
+        )
+    if as_json:
+        print_json(page)
+        return
+    table = Table(*LIST_COLUMNS, title=f"{page['total']:,} customers match")
+    for row in page["customers"]:
+        table.add_row(
+            *(
+                ""
+                if row[c] is None
+                else (f"{row[c]:.1f}" if isinstance(row[c], float) else str(row[c]))
+                for c in LIST_COLUMNS
+            )
+        )
+    console.print(table)
 
 
 def render_profile(profile: dict[str, Any]) -> None:

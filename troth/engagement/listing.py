@@ -1,0 +1,71 @@
+"""Lists of customers by stage, phase and cognitive loyalty, from the last scoring."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from troth.engagement.stages import PHASES, STAGES
+from troth.errors import TrothError
+from troth.store import Database
+
+__all__ = ["LIST_COLUMNS", "SORTS", "list_customers"]
+
+LIST_COLUMNS = (
+    "customer_id",
+    "stage",
+    "phase",
+    "cognitive_loyalty",
+    "last_seen",
+    "recency_days",
+    "events",
+    "orders",
+    "revenue",
+    "two_way_interactions",
+)
+# Sort keys, largest first, except recency_days: the most recent first.
+SORTS = ("recency_days", "events", "orders", "revenue", "two_way_interactions", "stage")
+
+
+def list_customers(
+    db: Database,
+    *,
+    stage: str | None = None,
+    phase: str | None = None,
+    cognitive_loyalty: bool = False,
+    sort: str = "revenue",
+    limit: int = 50,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """Return {"total", "customers"}: the matching customers, sorted, one page of them."""
+    if stage is not None and stage not in STAGES:
+        raise TrothError(f"unknown stage '{stage}'; choose one of {', '.join(STAGES)}")
+    phases = tuple(dict.fromkeys(PHASES.values()))
+    if phase is not None and phase not in phases:
+        raise TrothError(f"unknown phase '{phase}'; choose one of {', '.join(phases)}")
+    if sort not in SORTS:
+        raise TrothError(f"cannot sort by '{sort}'; choose one of {', '.join(SORTS)}")
+    if limit < 1 or offset < 0:
+        raise TrothError("limit must be at least 1 and offset at least 0")
+    with db.session() as session:
+        try:
+            stages = session.table("customer_stage")
+            features = session.table("customer_features")
+        except TrothError as exc:
+            raise TrothError("no scores yet: run `troth score` first") from exc
+        rows = stages.join(features, "customer_id")
+        if stage is not None:
+            rows = rows.filter(rows.stage == stage)
+        if phase is not None:
+            rows = rows.filter(rows.phase == phase)
+        if cognitive_loyalty:
+            rows = rows.filter(rows.cognitive_loyalty)
+        key = {"stage": rows.stage_rank}.get(sort, rows[sort])
+        order = key.asc(nulls_first=False) if sort == "recency_days" else key.desc()
+        page = (
+            rows.order_by([order, "customer_id"]).select(*LIST_COLUMNS).limit(limit, offset=offset)
+        )
+        total = int(session.scalar(rows.count()))
+        customers = session.fetch_dicts(page)
+    for row in customers:
+        row["last_seen"] = row["last_seen"].isoformat() if row["last_seen"] else None
+    return {"total": total, "customers": customers}
