@@ -64,30 +64,27 @@ def create_app(engine: Engine, server: ServerSettings | None = None) -> FastAPI:
     return app
 
 
+# Exceptions that reach the app, the status each answers, and extra headers.
+_ERROR_STATUSES: tuple[tuple[type[Exception], int, dict[str, str] | None], ...] = (
+    (AuthenticationError, 401, {"WWW-Authenticate": "Bearer"}),
+    (read.Forbidden, 403, None),
+    (CustomerNotFound, 404, None),
+    (RequestValidationError, 400, None),
+    (TrothError, 400, None),
+)
+
+
 def _add_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(AuthenticationError)
-    async def _unauthorized(_request: Request, exc: AuthenticationError) -> JSONResponse:
-        return JSONResponse(
-            {"success": False, "error": str(exc)},
-            status_code=401,
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    for error, status, headers in _ERROR_STATUSES:
 
-    @app.exception_handler(read.Forbidden)
-    async def _forbidden(_request: Request, exc: read.Forbidden) -> JSONResponse:
-        return JSONResponse({"success": False, "error": str(exc)}, status_code=403)
+        async def _answer(
+            _request: Request, exc: Exception, status: int = status, headers=headers
+        ) -> JSONResponse:
+            return JSONResponse(
+                {"success": False, "error": str(exc)}, status_code=status, headers=headers
+            )
 
-    @app.exception_handler(CustomerNotFound)
-    async def _not_found(_request: Request, exc: CustomerNotFound) -> JSONResponse:
-        return JSONResponse({"success": False, "error": str(exc)}, status_code=404)
-
-    @app.exception_handler(RequestValidationError)
-    async def _bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"success": False, "error": str(exc)}, status_code=400)
-
-    @app.exception_handler(TrothError)
-    async def _troth_error(_request: Request, exc: TrothError) -> JSONResponse:
-        return JSONResponse({"success": False, "error": str(exc)}, status_code=400)
+        app.add_exception_handler(error, _answer)
 
 
 def _add_operations_routes(app: FastAPI, state: ServerState) -> None:

@@ -10,7 +10,7 @@ import ibis.expr.types as ir
 import msgspec
 
 from troth.errors import CustomerNotFound
-from troth.identity.resolution import node_key
+from troth.identity.resolution import event_node
 from troth.store import Database, Session
 
 __all__ = ["customer_events", "customer_profile", "event_counts", "find_customer", "latest_traits"]
@@ -63,9 +63,7 @@ def _holders(session: Session, identifier: str) -> list[str]:
     email = identify.traits["email"].str.strip().lower()
     phone = identify.traits["phone"].str.strip()
     owners = identify.filter((email == text.lower()) | (phone == text)).select(
-        node=identify.user_id.isnull().ifelse(
-            node_key("anonymous_id", identify.anonymous_id), node_key("user_id", identify.user_id)
-        )
+        node=event_node(identify)
     )
     matched = ids.semi_join(owners, ids.node == owners.node).select("customer_id").distinct()
     return [row[0] for row in session.fetch(matched)]

@@ -20,6 +20,7 @@ import ibis.expr.types as ir
 __all__ = [
     "NODE_KINDS",
     "customer_id_of",
+    "event_node",
     "events_with_customer",
     "identity_links",
     "initial_labels",
@@ -52,7 +53,7 @@ def _normalized_phone(value: ir.StringValue) -> ir.StringValue:
     return value.re_replace(r"[^0-9+]", "")
 
 
-def _event_identifier(events: ir.Table) -> ir.StringValue:
+def event_node(events: ir.Table) -> ir.StringValue:
     """Return the node an event belongs to: its userId, else its anonymousId."""
     return events.user_id.isnull().ifelse(
         node_key("anonymous_id", events.anonymous_id), node_key("user_id", events.user_id)
@@ -128,7 +129,7 @@ def identity_links(events: ir.Table, merge_on: Sequence[str] = ()) -> ir.Table:
         for kind in ("user_id", "anonymous_id")
     )
     for kind, node in _trait_nodes(events, merge_on):
-        with_node = events.mutate(_node=node, _owner=_event_identifier(events))
+        with_node = events.mutate(_node=node, _owner=event_node(events))
         with_node = with_node.filter(with_node._node.notnull())
         parts.append(
             with_node.select(
@@ -210,7 +211,7 @@ def merges_between(before: ir.Table, after: ir.Table) -> ir.Table:
 
 def events_with_customer(events: ir.Table, identifiers: ir.Table) -> ir.Table:
     """Return `events` with the resolved `customer_id` of each (unresolved events are dropped)."""
-    keyed = events.mutate(_node=_event_identifier(events))
+    keyed = events.mutate(_node=event_node(events))
     return keyed.join(
         identifiers.select(_node=identifiers.node, customer_id=identifiers.customer_id), "_node"
     ).drop("_node")
