@@ -20,6 +20,7 @@ from troth.config import Settings
 from troth.engagement.evidence import stage_evidence
 from troth.engagement.listing import list_customers
 from troth.engagement.scoring import ScoreSummary, score_customers, stage_distribution
+from troth.engagement.transitions import stage_movers, stage_transitions
 from troth.errors import CustomerNotFound
 from troth.identity.profile import customer_profile
 from troth.identity.runner import ResolutionSummary, identities_stale, resolve_identities
@@ -105,6 +106,14 @@ class Engine:
     def stage_distribution(self) -> dict[str, Any]:
         """Return the last scoring's customers by stage and by phase (raise if never scored)."""
         return stage_distribution(self.db)
+
+    def transitions(self) -> dict[str, Any]:
+        """Return stage transition matrices, inflow/outflow and cohort flows per period."""
+        return stage_transitions(self.db)
+
+    def movers(self, limit: int = 5) -> dict[str, list[dict[str, Any]]]:
+        """Return the customers who climbed and fell the most stages in the last period."""
+        return stage_movers(self.db, limit)
 
     def customers(self, **filters: Any) -> dict[str, Any]:
         """Return one page of customers filtered by stage/phase/cognitive loyalty, sorted."""

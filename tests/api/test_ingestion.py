@@ -308,3 +308,9 @@ def test_stages_and_customer_list_after_scoring(client, engine) -> None:
     assert denied.status_code == 403
     bad = client.get("/api/v1/customers?stage=bliss", headers={"Authorization": f"Bearer {token}"})
     assert bad.status_code == 400 and "bliss" in bad.json()["error"]
+    moves = client.get("/api/v1/transitions", headers={"Authorization": f"Bearer {viewer}"})
+    assert moves.status_code == 200
+    body = moves.json()
+    assert len(body["periods"]) == 12 and len(body["matrices"]) == 11
+    last = body["matrices"][body["periods"][-1]]
+    assert last["new"]["connection"] == 3  # all three first seen during the last period

@@ -218,6 +218,15 @@ def test_score_and_stages(tmp_path: Path) -> None:
         k: v for k, v in scored["by_stage"].items() if k != "none"
     }
     assert sum(shown["by_phase"].values()) + shown["no_stage"] == shown["customers"]
+    moves = json.loads(troth("stages", "--transitions", "--json", db=db).stdout)["transitions"]
+    assert moves["periods"][-1] == "2026-09"  # the snapshot at the scoring date closes September
+    assert len(moves["periods"]) == 12
+    # Everyone with a stage now arrived from somewhere: the last matrix's columns add up.
+    last = moves["matrices"]["2026-09"]
+    for stage in shown["by_stage"]:
+        assert sum(row[stage] for row in last.values()) == shown["by_stage"][stage]
+    printed = troth("stages", "--transitions", db=db).stdout
+    assert "Moves into 2026-09" in printed and "Cohort flows" in printed
     customer = json.loads(troth("customers", "show", first_user(db), "--json", db=db).stdout)[
         "engagement"
     ]

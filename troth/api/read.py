@@ -73,6 +73,12 @@ def get_stages(request: Request, _role: str = Depends(role)) -> dict[str, Any]:
     return request.app.state.troth.engine.stage_distribution()
 
 
+@router.get("/transitions")
+def get_transitions(request: Request, _role: str = Depends(role)) -> dict[str, Any]:
+    """Return stage transition matrices, inflow/outflow per stage and cohort flows per period."""
+    return request.app.state.troth.engine.transitions()
+
+
 @router.get("/summary")
 def get_summary(request: Request, _role: str = Depends(role)) -> dict[str, Any]:
     """Return store-wide counts: customers, events by name and channel, merges, rejects."""

@@ -17,6 +17,7 @@ from troth.cli.common import (
     open_engine,
     print_json,
 )
+from troth.engagement.stages import PHASES, STAGES
 
 
 def _as_of(text: str | None) -> datetime | None:
@@ -53,12 +54,25 @@ def score(
     )
 
 
-def stages(db: DbOption = None, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+def stages(
+    transitions: Annotated[
+        bool,
+        typer.Option(
+            "--transitions",
+            help="Also show how customers moved between stages: the last period's matrix, "
+            "inflow and outflow per period, and cohort flows.",
+        ),
+    ] = False,
+    db: DbOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """Show customers by engagement stage and phase, from the last `troth score`."""
     with open_engine(db, config) as engine:
         distribution = engine.stage_distribution()
+        moves = engine.transitions() if transitions else None
     if as_json:
-        print_json(distribution)
+        print_json({**distribution, "transitions": moves} if moves else distribution)
         return
     console.print(f"as of {distribution['as_of']}: {distribution['customers']:,} customers")
     print_distribution(
@@ -68,6 +82,45 @@ def stages(db: DbOption = None, config: ConfigOption = None, as_json: JsonOption
     for phase, n in distribution["by_phase"].items():
         phases.add_row(phase, f"{n:,}")
     console.print(phases)
+    if moves:
+        print_transitions(moves)
+
+
+def print_transitions(moves: dict[str, Any]) -> None:
+    """Print the last period's transition matrix, flows per period and cohort flows."""
+    if not moves["matrices"]:
+        console.print("one snapshot only: transitions need two periods of history")
+        return
+    last = moves["periods"][-1]
+    matrix = moves["matrices"][last]
+    rows = [s for s in matrix if any(matrix[s].values())]
+    cols = [s for s in matrix if any(r[s] for r in matrix.values())]
+    grid = Table("from \\ to", *(_short(s) for s in cols), title=f"Moves into {last} (customers)")
+    for row in rows:
+        grid.add_row(row, *(f"{matrix[row][col]:,}" if matrix[row][col] else "" for col in cols))
+    console.print(grid)
+    recent = list(moves["flows"].items())[-6:]
+    flows = Table("stage", *(p for p, _ in recent), title="Inflow / outflow per stage")
+    for stage in STAGES:
+        flows.add_row(stage, *(f"+{f[stage]['inflow']} -{f[stage]['outflow']}" for _, f in recent))
+    console.print(flows)
+    periods = moves["periods"][-6:]
+    cohorts = Table("first seen", *periods, title="Cohort flows: customers in trust or loyalty")
+    for cohort, by_period in moves["cohorts"].items():
+        cells = []
+        for period in periods:
+            stages_then = by_period.get(period, {})
+            active = sum(stages_then.values())
+            deep = sum(n for s, n in stages_then.items() if PHASES.get(s) in ("trust", "loyalty"))
+            cells.append(f"{deep:,}/{active:,}" if active else "")
+        cohorts.add_row(cohort, *cells)
+    console.print(cohorts)
+    console.print("cohort cells: customers in the trust or loyalty phase / customers with a stage")
+
+
+def _short(state: str) -> str:
+    """Return a stage name cut to fit a matrix column."""
+    return state if len(state) <= 6 else state[:5] + "."
 
 
 def print_distribution(distribution: dict[str, Any]) -> None:

@@ -1,8 +1,9 @@
 """`troth score`: features and stages for every customer as of a date, written to tables.
 
 Tables: `customer_features` (lifetime, as of the date), `customer_window_features` (the
-trailing evidence window) and `customer_stage` (stage, phase, cognitive loyalty and every
-condition's result).
+trailing evidence window), `customer_stage` (stage, phase, cognitive loyalty and every
+condition's result) and `customer_stage_history` (the stage at the end of each recent period,
+the last snapshot being this run's) with `stage_history_periods` (when each snapshot was taken).
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from datetime import datetime, timedelta
 import ibis
 
 from troth.engagement.features import customer_features
-from troth.engagement.stages import PHASES, STAGES, assign_stages, stage_rules
+from troth.engagement.history import period_label, period_starts, stage_inputs, stage_snapshots
+from troth.engagement.stages import PHASES, STAGES, StageRule, assign_stages, stage_rules
 from troth.errors import TrothError
 from troth.identity import events_with_customer
-from troth.store import Database
+from troth.store import Database, Session
 
 __all__ = ["ScoreSummary", "score_customers", "stage_distribution"]
 
@@ -57,14 +59,54 @@ def score_customers(
             recent = ibis.table(window.schema(), name="customer_window_features").drop("as_of")
             # Everyone scored for life, with window features where they were active lately.
             joined = known.left_join(recent, "customer_id").drop("customer_id_right")
-            stages = assign_stages(joined, stage_rules(thresholds))
-            session.replace_table("customer_stage", stages.mutate(as_of=stamp))
+            rules = stage_rules(thresholds)
+            stages = assign_stages(joined, rules).mutate(as_of=stamp)
+            session.replace_table("customer_stage", stages)
+            say("stage history")
+            written = ibis.table(stages.schema(), name="customer_stage")
+            current = written.join(recent, "customer_id")
+            _write_history(session, events, as_of, thresholds, rules, current)
         stage_table = session.table("customer_stage")
         counts = dict(session.fetch(stage_table.group_by("stage").aggregate(n=stage_table.count())))
         loyal = session.scalar(stage_table.cognitive_loyalty.sum())
     by_stage = {stage: int(counts.get(stage, 0)) for stage in STAGES}
     by_stage["none"] = int(counts.get(None, 0))
     return ScoreSummary(as_of, int(customers), by_stage, int(loyal or 0))
+
+
+def _write_history(
+    session: Session,
+    events: ibis.Table,
+    as_of: datetime,
+    thresholds: Mapping[str, float],
+    rules: tuple[StageRule, ...],
+    current: ibis.Table,
+) -> None:
+    """Write `customer_stage_history`: earlier period ends from the events, then this run.
+
+    `current` is this run's stages joined with its window features.
+    """
+    period, count = str(thresholds["history_period"]), int(thresholds["history_periods"])
+    ends = [end for end in period_starts(as_of, period, count) if end < as_of][-(count - 1) :]
+    labels = ibis.memtable(
+        {"at": [*ends, as_of], "period": [period_label(end, period) for end in [*ends, as_of]]},
+        schema={"at": "timestamp('UTC')", "period": "string"},
+    )
+    inputs = session.materialize("stage_inputs", stage_inputs(events, as_of))
+    earlier = stage_snapshots(inputs, ends, int(thresholds["window_days"]), rules)
+    current = current.filter(current.events > 0).mutate(
+        snapshot_at=ibis.literal(as_of, type="timestamp('UTC')")
+    )
+
+    def columns(t: ibis.Table) -> ibis.Table:
+        keep = ("customer_id", "snapshot_at", "stage", "cognitive_loyalty")
+        return t.select(*keep, stage_rank=t.stage_rank.cast("int8"))
+
+    snapshots = columns(earlier).union(columns(current))
+    labelled = snapshots.join(labels, snapshots.snapshot_at == labels.at).drop("at")
+    session.replace_table("customer_stage_history", labelled)
+    # The snapshots themselves: a period in which nobody was active still has its snapshot.
+    session.replace_table("stage_history_periods", labels.rename(snapshot_at="at"))
 
 
 def stage_distribution(db: Database) -> dict:

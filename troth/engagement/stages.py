@@ -140,8 +140,10 @@ def _holds(features: ir.Table, condition: Condition) -> ir.BooleanValue:
     return compare.fill_null(False)
 
 
-def assign_stages(features: ir.Table, rules: tuple[StageRule, ...]) -> ir.Table:
-    """Return customer_id, stage, phase, stage_rank, cognitive_loyalty and every condition."""
+def assign_stages(
+    features: ir.Table, rules: tuple[StageRule, ...], keys: tuple[str, ...] = ("customer_id",)
+) -> ir.Table:
+    """Return `keys`, stage, phase, stage_rank, cognitive_loyalty and every condition."""
     conditions: dict[str, ir.BooleanValue] = {}
     holds: dict[str, ir.BooleanValue] = {}
     for rule in rules:
@@ -162,7 +164,7 @@ def assign_stages(features: ir.Table, rules: tuple[StageRule, ...]) -> ir.Table:
         features.nps_last.notnull() | features.csat_mean.notnull() | features.rating_mean.notnull()
     )
     assigned = features.select(
-        "customer_id",
+        *keys,
         stage_rank=rank,
         cognitive_loyalty=holds["retention"] & ~emotional,
         **{f"holds_{stage}": holds[stage] for stage in STAGES},

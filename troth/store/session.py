@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import ibis
+import ibis.expr.operations as ops
 import ibis.expr.types as ir
 
 from troth.errors import StoreError
@@ -40,8 +41,11 @@ class Session:
         Compiling is pure Python holding the GIL for milliseconds per expression; a server
         that resolves identities every few seconds would stall its request thread each time.
         Expressions are structurally hashable, and those that repeat read their varying inputs
-        from temp tables (see `materialize_row`), so the cache hits.
+        from temp tables (see `materialize_row`), so the cache hits. Small in-memory tables
+        (`ibis.memtable`, e.g. a list of period ends) are registered on this cursor first.
         """
+        for table in expr.op().find(ops.InMemoryTable):
+            self._cur.register(table.name, table.data.to_pyarrow(table.schema))
         return self._db.compiled_sql(expr)
 
     def materialize_row(self, name: str, values: Mapping[str, int]) -> ir.Table:
