@@ -20,6 +20,7 @@ from troth.config import Settings
 from troth.engagement.evidence import stage_evidence
 from troth.engagement.listing import list_customers
 from troth.engagement.scoring import ScoreSummary, score_customers, stage_distribution
+from troth.engagement.timeline import customer_timeline
 from troth.engagement.transitions import stage_movers, stage_transitions
 from troth.errors import CustomerNotFound
 from troth.identity.profile import customer_profile
@@ -81,6 +82,7 @@ class Engine:
             profile = customer_profile(self.db, identifier)
         thresholds = self.settings.stages.model_dump()
         profile["engagement"] = stage_evidence(self.db, profile["customer_id"], thresholds)
+        profile["timeline"] = customer_timeline(self.db, profile["customer_id"])
         return profile
 
     def import_file(

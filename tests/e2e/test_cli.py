@@ -84,8 +84,15 @@ def test_customers_show_by_any_identifier(tmp_path: Path) -> None:
         assert profile["traits"] == {"email": "zoe@example.com", "name": "Zoe B."}
         assert profile["events_by_name"] == {"identify": 2, "page": 1, "Order Completed": 1}
         assert {i["value"] for i in profile["identifiers"]} == {"anon-7", "u-7"}
+        assert [(t["at"][:10], t["what"], t["by"]) for t in profile["timeline"]] == [
+            ("2026-03-03", "identify", "customer"),
+            ("2026-03-02", "Order Completed", "customer"),
+            ("2026-03-01", "identify", "customer"),
+            ("2026-03-01", "page", "customer"),
+        ]
+        assert profile["timeline"][1]["details"] == {"revenue": 20}
     text = troth("customers", "show", "u-7", db=db).stdout
-    assert "Order Completed" in text and "anon-7" in text
+    assert "Order Completed" in text and "anon-7" in text and "Latest interactions" in text
 
 
 def test_customers_show_unknown_id_fails_clearly(tmp_path: Path) -> None:

@@ -89,6 +89,7 @@ def render_profile(profile: dict[str, Any]) -> None:
             traits.add_row(str(name), str(value))
         console.print(traits)
     _render_engagement(profile.get("engagement"))
+    _render_timeline(profile.get("timeline") or [])
     counts = Table("event", "count", title="Events")
     for name, n in profile["events_by_name"].items():
         counts.add_row(name, str(n))
@@ -130,4 +131,21 @@ def _render_engagement(engagement: dict[str, Any] | None) -> None:
             lines.append(" or ".join(parts))
         builds = f"after {item['builds_on']}; " if item["builds_on"] else ""
         table.add_row(item["stage"], "yes" if item["held"] else "no", builds + "; ".join(lines))
+    console.print(table)
+
+
+def _render_timeline(timeline: list[dict[str, Any]]) -> None:
+    """Print the latest interactions, newest first."""
+    if not timeline:
+        return
+    table = Table("when (UTC)", "what", "channel", "by", "details", title="Latest interactions")
+    for item in timeline:
+        details = ", ".join(f"{k}={v}" for k, v in item["details"].items())
+        table.add_row(
+            item["at"][:16].replace("T", " "),
+            item["what"],
+            item["channel"] or "",
+            item["by"],
+            details,
+        )
     console.print(table)
