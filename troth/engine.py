@@ -17,8 +17,8 @@ from troth.access.credentials import (
 )
 from troth.access.keys import Credential
 from troth.config import Settings
-from troth.engagement.evidence import stage_evidence
-from troth.engagement.listing import list_customers
+from troth.engagement.evidence import explain_stage, stage_evidence
+from troth.engagement.listing import example_customers, list_customers
 from troth.engagement.scoring import ScoreSummary, score_customers, stage_distribution
 from troth.engagement.timeline import customer_timeline
 from troth.engagement.transitions import stage_movers, stage_transitions
@@ -116,6 +116,15 @@ class Engine:
     def movers(self, limit: int = 5) -> dict[str, list[dict[str, Any]]]:
         """Return the customers who climbed and fell the most stages in the last period."""
         return stage_movers(self.db, limit)
+
+    def examples(self, per_stage: int = 1) -> list[dict[str, Any]]:
+        """Return the most active customers of each stage with one line of why they stand there."""
+        thresholds = self.settings.stages.model_dump()
+        examples = example_customers(self.db, per_stage)
+        for example in examples:
+            evidence = stage_evidence(self.db, example["customer_id"], thresholds)
+            example["why"] = explain_stage(evidence) if evidence else ""
+        return examples
 
     def customers(self, **filters: Any) -> dict[str, Any]:
         """Return one page of customers filtered by stage/phase/cognitive loyalty, sorted."""

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 
 from tests.e2e.harness import Server, free_port, troth
+from troth.engagement.stages import STAGES
 
 
 def test_keys_create_list_revoke(tmp_path: Path) -> None:
@@ -148,6 +149,16 @@ def test_demo_builds_a_fresh_database_and_reports_it(tmp_path: Path) -> None:
         first["events_by_name"]
     )
     assert (tmp_path / "demo" / "events.parquet").exists()
+    assert sum(first["by_phase"].values()) == sum(
+        n for stage, n in first["stages"]["by_stage"].items() if stage != "none"
+    )
+    for move in first["movers"]["up"]:
+        assert move["change"] > 0
+    examples = first["examples"]
+    assert [e["stage"] for e in examples] == sorted(
+        (e["stage"] for e in examples), key=STAGES.index, reverse=True
+    )
+    assert all(e["why"].startswith(f"{e['stage']} because ") for e in examples)
     second = run_demo()  # a fresh database each time, the same seeded data
     assert second["events"] == first["events"]
     assert second["import"]["inserted"] == first["import"]["inserted"]

@@ -134,3 +134,55 @@ def test_thresholds_come_from_settings() -> None:
     table = ibis.memtable(_arrow(row))
     out = assign_stages(table, stage_rules(strict)).to_pyarrow().to_pylist()[0]
     assert out["stage"] == "interaction"
+
+
+def _evidence(stage: str | None, held: dict[str, bool], values: dict[str, float]) -> dict:
+    """Build `stage_evidence`-shaped evidence from the stage rules and a verdict per condition."""
+    from troth.engagement.stages import condition_column
+
+    evidence = []
+    for rule in stage_rules(THRESHOLDS):
+        requirements = []
+        for r, requirement in enumerate(rule.requirements):
+            conditions = [
+                {
+                    "condition": c.describe(),
+                    "value": values.get(c.feature),
+                    "held": held.get(condition_column(rule.stage, r, k), False),
+                }
+                for k, c in enumerate(requirement)
+            ]
+            requirements.append({"any_of": conditions, "held": any(c["held"] for c in conditions)})
+        evidence.append(
+            {
+                "stage": rule.stage,
+                "builds_on": rule.prerequisite,
+                "held": all(q["held"] for q in requirements),
+                "requirements": requirements,
+            }
+        )
+    # A stage holds only on its foundation.
+    by = {e["stage"]: e for e in evidence}
+    for e in evidence:
+        e["held"] = e["held"] and (e["builds_on"] is None or by[e["builds_on"]]["held"])
+    return {"stage": stage, "evidence": evidence}
+
+
+def test_explanation_names_what_holds_and_what_is_missing_for_the_next_stage() -> None:
+    from troth.engagement.evidence import explain_stage
+
+    held = {"c_connection_0_0": True, "c_interaction_0_1": True, "c_retention_0_0": True}
+    held |= {"c_commitment_1_0": False}
+    values = {"events": 9, "two_way_interactions": 2, "purchase_months": 3, "nps_last": 6.0}
+    line = explain_stage(_evidence("retention", held, values))
+    assert line.startswith("retention because purchase_months >= 2 (is 3)")
+    # Commitment is the next stage built on retention; both its requirements fail.
+    assert "not yet commitment: needs (nps_last >= 9 (is 6.0) or" in line
+    assert "and tickets_unresolved <= 0 (is none)" in line
+
+
+def test_explanation_of_a_customer_without_a_stage() -> None:
+    from troth.engagement.evidence import explain_stage
+
+    line = explain_stage(_evidence(None, {}, {"events": 0}))
+    assert line == "not yet connection: needs events >= 1 (is 0)"

@@ -196,20 +196,57 @@ def demo(
         # Score as of the end of the generated period, not today, so the sample reads as live.
         end = datetime.fromisoformat(summary["last_event"]) + timedelta(seconds=1)
         scored = engine.score(end)
+        distribution = engine.stage_distribution()
+        movers = engine.movers()
+        examples = engine.examples()
     elapsed = time.perf_counter() - started
     stages = {**scored.__dict__, "as_of": scored.as_of.isoformat()}
     if as_json:
         print_json(
-            {"database": str(db_path), "import": imported.__dict__, **summary, "stages": stages}
+            {
+                "database": str(db_path),
+                "import": imported.__dict__,
+                **summary,
+                "stages": stages,
+                "by_phase": distribution["by_phase"],
+                "movers": movers,
+                "examples": examples,
+            }
         )
         return
     _print_summary(summary, imported.rejected, elapsed)
     console.print(f"\n[bold]Engagement cycle[/] as of {scored.as_of:%Y-%m-%d}")
     print_distribution(stages)
+    console.print(
+        "phases: " + ", ".join(f"{phase} {n:,}" for phase, n in distribution["by_phase"].items())
+    )
+    _print_movers(movers)
+    _print_examples(examples)
     console.print(f"\ndemo database: [bold]{db_path}[/]")
     example = (summary["example_user_ids"] or ["<id>"])[0]
     console.print(f"try: troth customers show {example} --db {db_path}")
     console.print(f"     troth serve --db {db_path}")
+
+
+def _print_movers(movers: dict[str, list[dict]]) -> None:
+    """Print the customers who climbed and fell the most stages in the last period."""
+    table = Table("customer", "from", "to", "stages", title="Top movers in the last period")
+    for move in movers["up"] + movers["down"]:
+        table.add_row(
+            move["customer_id"],
+            move["from_stage"] or "none",
+            move["to_stage"] or "none",
+            f"{move['change']:+d}",
+        )
+    console.print(table)
+
+
+def _print_examples(examples: list[dict]) -> None:
+    """Print one example customer per stage with why they stand there."""
+    table = Table("stage", "customer", "why", title="Example customers and their evidence")
+    for example in examples:
+        table.add_row(example["stage"], example["customer_id"], example["why"])
+    console.print(table)
 
 
 def _remove_old_demo(path: Path, config: Path | None) -> None:

@@ -9,7 +9,7 @@ from troth.engagement.stages import PHASES, condition_column, stage_rules
 from troth.errors import TrothError
 from troth.store import Database
 
-__all__ = ["stage_evidence"]
+__all__ = ["explain_stage", "stage_evidence"]
 
 
 def stage_evidence(
@@ -65,3 +65,40 @@ def stage_evidence(
 def _plain(value: Any) -> Any:
     """Return a feature value fit for JSON (floats rounded for reading)."""
     return round(value, 3) if isinstance(value, float) else value
+
+
+def explain_stage(engagement: Mapping[str, Any]) -> str:
+    """Return one line of why: what holds the customer's stage, and what keeps them from the next.
+
+    `engagement` is what `stage_evidence` returns.
+    """
+    by_stage = {item["stage"]: item for item in engagement["evidence"]}
+    stage = engagement["stage"]
+    parts = []
+    if stage is not None:
+        held = [
+            next(c for c in requirement["any_of"] if c["held"])
+            for requirement in by_stage[stage]["requirements"]
+        ]
+        parts.append(f"{stage} because " + " and ".join(_said(c) for c in held))
+    # The next stage up whose own foundation holds: what is missing to climb.
+    above = [item["stage"] for item in engagement["evidence"]].index(stage) + 1 if stage else 0
+    for item in engagement["evidence"][above:]:
+        builds_on_held = item["builds_on"] is None or by_stage[item["builds_on"]]["held"]
+        if not item["held"] and builds_on_held:
+            missing = [r for r in item["requirements"] if not r["held"]]
+            alternatives = [
+                " or ".join(_said(c) for c in requirement["any_of"]) for requirement in missing
+            ]
+            if len(alternatives) > 1:
+                alternatives = [f"({a})" if " or " in a else a for a in alternatives]
+            needs = " and ".join(alternatives)
+            parts.append(f"not yet {item['stage']}: needs {needs}")
+            break
+    return "; ".join(parts) or "no activity in the evidence window"
+
+
+def _said(condition: Mapping[str, Any]) -> str:
+    """Return a condition with the customer's value, e.g. 'nps_last >= 9 (is 10)'."""
+    value = "none" if condition["value"] is None else condition["value"]
+    return f"{condition['condition']} (is {value})"

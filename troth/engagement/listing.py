@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import ibis
+
 from troth.engagement.stages import PHASES, STAGES
 from troth.errors import TrothError
 from troth.store import Database
 
-__all__ = ["LIST_COLUMNS", "SORTS", "list_customers"]
+__all__ = ["LIST_COLUMNS", "SORTS", "example_customers", "list_customers"]
 
 LIST_COLUMNS = (
     "customer_id",
@@ -69,3 +71,21 @@ def list_customers(
     for row in customers:
         row["last_seen"] = row["last_seen"].isoformat() if row["last_seen"] else None
     return {"total": total, "customers": customers}
+
+
+def example_customers(db: Database, per_stage: int = 1) -> list[dict[str, Any]]:
+    """Return the most active customers of each stage, highest stage first: id, stage, events."""
+    with db.session() as session:
+        try:
+            stages = session.table("customer_stage")
+            features = session.table("customer_window_features")
+        except TrothError as exc:
+            raise TrothError("no scores yet: run `troth score` first") from exc
+        rows = stages.filter(stages.stage.notnull()).join(features, "customer_id")
+        ranked = rows.mutate(
+            n=ibis.row_number().over(
+                group_by=rows.stage, order_by=[rows.events.desc(), rows.customer_id]
+            )
+        )
+        picked = ranked.filter(ranked.n < per_stage).order_by([ranked.stage_rank.desc(), ranked.n])
+        return session.fetch_dicts(picked.select("customer_id", "stage", "events"))
