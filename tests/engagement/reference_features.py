@@ -25,6 +25,7 @@ TWO_WAY = {
     "Community Post",
     "Community Answer Accepted",
 }
+VOICE = {"Survey Responded", "Review Posted", "Feedback Given", "Idea Submitted"}
 CONTACTS = {"Email Delivered", "Push Sent", "SMS Sent", "Call Made"}
 COUNTS = {
     "orders": "Order Completed",
@@ -90,6 +91,7 @@ def reference_features(events: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
         e[key] = [_number(p, key) for p in props]
     for key in ("first_contact_resolution", "granted", "solicited"):
         e[key] = [_flag(p, key) for p in props]
+    e["agent"] = [p.get("agent") for p in props]
     e["local_time"] = [
         p.get("customer_local_time") if isinstance(p.get("customer_local_time"), str) else None
         for p in props
@@ -103,6 +105,12 @@ def reference_features(events: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
     e["contact"] = name.isin(CONTACTS)
     e["page"] = e["type"].isin(["page", "screen"])
     e["fcr"] = (name == "Ticket Resolved") & (e["first_contact_resolution"] == 1.0)
+    e["promoter"] = e["is_survey"] & (e["nps"] >= 9)
+    e["detractor"] = e["is_survey"] & (e["nps"] <= 6)
+    e["praise"] = (name == "Review Posted") & (e["rating"] >= 4)
+    e["complaint"] = (name == "Review Posted") & (e["rating"] <= 2)
+    e["voice"] = name.isin(VOICE)
+    e["bot"] = (name == "Live Chat Message Received") & (e["agent"] == "bot")
     e["granted_yes"] = (name == "Consent Updated") & (e["granted"] == 1.0)
     e["granted_no"] = (name == "Consent Updated") & (e["granted"] == 0.0)
     e["unsolicited"] = (name == "Call Made") & (e["solicited"] == 0.0)
@@ -132,6 +140,12 @@ def reference_features(events: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
             .groupby("customer_id")["nps"]
             .last(),
             "rating_mean": e[name == "Review Posted"].groupby("customer_id")["rating"].mean(),
+            "promoter_answers": g["promoter"].sum(),
+            "detractor_answers": g["detractor"].sum(),
+            "reviews_positive": g["praise"].sum(),
+            "reviews_negative": g["complaint"].sum(),
+            "voice_events": g["voice"].sum(),
+            "bot_chats": g["bot"].sum(),
             "consents_granted": g["granted_yes"].sum(),
             "consents_withdrawn": g["granted_no"].sum(),
             "page_views": g["page"].sum(),

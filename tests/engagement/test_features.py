@@ -179,6 +179,9 @@ def test_ibis_features_equal_the_pandas_oracle_on_a_generated_population(
     finally:
         engine.close()
     assert len(ours) > 300
+    # The comparison means something only where the population exercises the rule.
+    for column in ("promoter_answers", "detractor_answers", "reviews_positive", "bot_chats"):
+        assert ours[column].sum() > 0, column
     assert list(ours.index) == list(oracle.index)
     for column in FEATURE_DOCS:
         if column == "customer_id":
@@ -196,3 +199,45 @@ def test_ibis_features_equal_the_pandas_oracle_on_a_generated_population(
             equal_nan=True,
             err_msg=column,
         )
+
+
+@pytest.mark.parametrize(
+    ("nps", "promoter", "detractor"), [(0, 0, 1), (6, 0, 1), (7, 0, 0), (8, 0, 0), (9, 1, 0)]
+)
+def test_nps_groups_at_their_boundaries(db: Database, nps, promoter, detractor) -> None:
+    add(db, [{"event": "Survey Responded", "properties": {"nps": nps, "csat": 3}}])
+    row = features(db).iloc[0]
+    assert (row["promoter_answers"], row["detractor_answers"]) == (promoter, detractor)
+
+
+def test_a_survey_without_nps_is_neither_promoter_nor_detractor(db: Database) -> None:
+    add(db, [{"event": "Survey Responded", "properties": {"csat": 5}}])
+    row = features(db).iloc[0]
+    assert (row["promoter_answers"], row["detractor_answers"], row["voice_events"]) == (0, 0, 1)
+
+
+@pytest.mark.parametrize(
+    ("rating", "praise", "complaint"), [(1, 0, 1), (2, 0, 1), (3, 0, 0), (4, 1, 0)]
+)
+def test_reviews_praise_and_complain_at_their_boundaries(
+    db: Database, rating, praise, complaint
+) -> None:
+    add(db, [{"event": "Review Posted", "properties": {"rating": rating}}])
+    row = features(db).iloc[0]
+    assert (row["reviews_positive"], row["reviews_negative"]) == (praise, complaint)
+
+
+def test_voice_and_self_service(db: Database) -> None:
+    add(
+        db,
+        [
+            {"event": "Feedback Given", "properties": {"topic": "app"}},
+            {"event": "Idea Submitted"},
+            {"event": "Live Chat Message Received", "properties": {"agent": "bot"}},
+            {"event": "Live Chat Message Received", "properties": {"agent": "bot"}},
+            {"event": "Live Chat Message Received", "properties": {"agent": "human"}},
+            {"event": "Live Chat Message Sent"},
+        ],
+    )
+    row = features(db).iloc[0]
+    assert (row["voice_events"], row["bot_chats"]) == (2, 2)

@@ -13,7 +13,7 @@ from datetime import datetime
 import ibis
 import ibis.expr.types as ir
 
-__all__ = ["COMPANY_CONTACTS", "FEATURE_DOCS", "TWO_WAY", "customer_features"]
+__all__ = ["COMPANY_CONTACTS", "FEATURE_DOCS", "TWO_WAY", "VOICE", "customer_features"]
 
 # Calls in which the customer answers or speaks up, rather than only receiving.
 TWO_WAY = (
@@ -27,6 +27,12 @@ TWO_WAY = (
     "Community Post",
     "Community Answer Accepted",
 )
+# The voice of the customer (DESIGN §2): the customer giving an opinion.
+VOICE = ("Survey Responded", "Review Posted", "Feedback Given", "Idea Submitted")
+# NPS groups (Reichheld 2003): promoters answer 9-10, detractors 0-6.
+PROMOTER_MIN_NPS, DETRACTOR_MAX_NPS = 9, 6
+# Reviews: 4-5 stars praise, 1-2 stars complain, 3 is neither.
+PRAISE_MIN_RATING, COMPLAINT_MAX_RATING = 4, 2
 # Contacts the company starts: what the contact policy and the engagement card watch.
 COMPANY_CONTACTS = ("Email Delivered", "Push Sent", "SMS Sent", "Call Made")
 # Local times a call is welcome: from 08:00 up to, not including, 21:00 ("HH:MM" text compares).
@@ -81,6 +87,13 @@ FEATURE_DOCS: dict[str, str] = {
     "nps_mean": "mean properties.nps of Survey Responded (0-10), null without one",
     "nps_last": "properties.nps of the latest survey that had one (0-10), null without one",
     "rating_mean": "mean properties.rating of Review Posted (1-5), null without one",
+    "promoter_answers": f"Survey Responded with properties.nps >= {PROMOTER_MIN_NPS} (count)",
+    "detractor_answers": f"Survey Responded with properties.nps <= {DETRACTOR_MAX_NPS} (count)",
+    "reviews_positive": f"Review Posted with properties.rating >= {PRAISE_MIN_RATING} (count)",
+    "reviews_negative": f"Review Posted with properties.rating <= {COMPLAINT_MAX_RATING} (count)",
+    "voice_events": "opinions the customer gave: " + ", ".join(VOICE) + " (count)",
+    "bot_chats": "Live Chat Message Received with properties.agent 'bot': help the customer "
+    "got without a person, i.e. self-service (count)",
     "consents_granted": "Consent Updated with granted true (count)",
     "consents_withdrawn": "Consent Updated with granted false (count)",
     "page_views": "page and screen calls (count)",
@@ -111,6 +124,9 @@ def customer_features(events: ir.Table, as_of: datetime, since: datetime | None 
     is_call = name == "Call Made"
     local_time = props["customer_local_time"].str
     granted = props["granted"].bool
+    nps = props["nps"].float
+    rating = props["rating"].float
+    is_review = name == "Review Posted"
     # COUNT(*) FILTER, not SUM(bool): DuckDB sums booleans into HUGEINT, which Ibis can't read.
     counts = {col: e.count(where=name == event) for col, event in _COUNTS.items()}
     own = name.isnull() | ~name.isin(COMPANY_CONTACTS)
@@ -127,9 +143,17 @@ def customer_features(events: ir.Table, as_of: datetime, since: datetime | None 
             where=(name == "Ticket Resolved") & props["first_contact_resolution"].bool
         ),
         csat_mean=props["csat"].float.mean(where=is_survey),
-        nps_mean=props["nps"].float.mean(where=is_survey),
-        nps_last=props["nps"].float.argmax(e.timestamp, where=is_survey & props["nps"].notnull()),
-        rating_mean=props["rating"].float.mean(where=name == "Review Posted"),
+        nps_mean=nps.mean(where=is_survey),
+        nps_last=nps.argmax(e.timestamp, where=is_survey & props["nps"].notnull()),
+        rating_mean=rating.mean(where=is_review),
+        promoter_answers=e.count(where=is_survey & (nps >= PROMOTER_MIN_NPS)),
+        detractor_answers=e.count(where=is_survey & (nps <= DETRACTOR_MAX_NPS)),
+        reviews_positive=e.count(where=is_review & (rating >= PRAISE_MIN_RATING)),
+        reviews_negative=e.count(where=is_review & (rating <= COMPLAINT_MAX_RATING)),
+        voice_events=e.count(where=name.isin(VOICE)),
+        bot_chats=e.count(
+            where=(name == "Live Chat Message Received") & (props["agent"].str == "bot")
+        ),
         consents_granted=e.count(where=(name == "Consent Updated") & granted),
         consents_withdrawn=e.count(where=(name == "Consent Updated") & ~granted),
         page_views=e.count(where=e.type.isin(["page", "screen"])),
@@ -157,6 +181,12 @@ _ZERO_WHEN_NONE = (
     "revenue",
     "purchase_months",
     "first_contact_resolutions",
+    "promoter_answers",
+    "detractor_answers",
+    "reviews_positive",
+    "reviews_negative",
+    "voice_events",
+    "bot_chats",
     "consents_granted",
     "consents_withdrawn",
     "page_views",
