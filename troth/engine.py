@@ -17,7 +17,7 @@ from troth.access.credentials import (
 )
 from troth.access.keys import Credential
 from troth.config import Settings
-from troth.engagement.evidence import explain_stage, stage_evidence
+from troth.engagement.evidence import customer_attributes, explain_stage, stage_evidence
 from troth.engagement.listing import example_customers, list_customers
 from troth.engagement.scoring import ScoreSummary, score_customers, stage_distribution
 from troth.engagement.timeline import customer_timeline
@@ -82,6 +82,7 @@ class Engine:
             profile = customer_profile(self.db, identifier)
         thresholds = self.settings.stages.model_dump()
         profile["engagement"] = stage_evidence(self.db, profile["customer_id"], thresholds)
+        profile["attributes"] = customer_attributes(self.db, profile["customer_id"])
         profile["timeline"] = customer_timeline(self.db, profile["customer_id"])
         return profile
 

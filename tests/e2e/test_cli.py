@@ -245,9 +245,19 @@ def test_score_and_stages(tmp_path: Path) -> None:
         assert sum(row[stage] for row in last.values()) == shown["by_stage"][stage]
     printed = troth("stages", "--transitions", db=db).stdout
     assert "Moves into 2026-09" in printed and "Cohort flows" in printed
-    customer = json.loads(troth("customers", "show", first_user(db), "--json", db=db).stdout)[
-        "engagement"
-    ]
+    profile = json.loads(troth("customers", "show", first_user(db), "--json", db=db).stdout)
+    customer = profile["engagement"]
+    assert list(profile["attributes"]) == ["active", "emotional", "rational", "ethical"]
+    for attribute in profile["attributes"].values():
+        assert 0 <= attribute["score"] <= 100
+        assert all(d["direction"] in ("raises", "lowers") for d in attribute["drivers"])
+    ranked = json.loads(
+        troth("customers", "list", "--sort", "emotional", "--limit", "5", "--json", db=db).stdout
+    )["customers"]
+    assert [c["emotional"] for c in ranked] == sorted(
+        (c["emotional"] for c in ranked), reverse=True
+    )
+    assert ranked[0]["emotional"] > 0
     assert customer["as_of"].startswith("2026-10-01")
     assert [e["stage"] for e in customer["evidence"]] == [
         "connection",

@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from troth.cli.common import ConfigOption, DbOption, JsonOption, console, open_engine, print_json
-from troth.engagement.listing import LIST_COLUMNS, SORTS
+from troth.engagement.listing import SORTS
 
 app = typer.Typer(help="Look at customers.", no_args_is_help=True)
+
+
+def _number(column: str, digits: int = 0) -> Callable[[dict[str, Any]], str]:
+    """Return a cell formatter for a numeric column (blank when missing)."""
+    return lambda row: "" if row[column] is None else f"{row[column]:,.{digits}f}"
+
+
+# What the text view of a list shows (the JSON has every LIST_COLUMNS column), narrow enough for
+# an 80-column terminal: the phase follows from the stage, "CL" marks cognitive loyalty.
+_LIST_VIEW: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
+    ("customer", lambda row: row["customer_id"]),
+    ("stage", lambda row: row["stage"] or "none"),
+    ("CL", lambda row: "yes" if row["cognitive_loyalty"] else ""),
+    ("days since", _number("recency_days")),
+    ("orders", _number("orders")),
+    ("revenue", _number("revenue")),
+    ("act", _number("active")),
+    ("emo", _number("emotional")),
+    ("rat", _number("rational")),
+    ("eth", _number("ethical")),
+)
 
 
 @app.command("show")
@@ -58,16 +80,9 @@ def list_command(
     if as_json:
         print_json(page)
         return
-    table = Table(*LIST_COLUMNS, title=f"{page['total']:,} customers match")
+    table = Table(*(header for header, _ in _LIST_VIEW), title=f"{page['total']:,} customers match")
     for row in page["customers"]:
-        table.add_row(
-            *(
-                ""
-                if row[c] is None
-                else (f"{row[c]:.1f}" if isinstance(row[c], float) else str(row[c]))
-                for c in LIST_COLUMNS
-            )
-        )
+        table.add_row(*(show(row) for _, show in _LIST_VIEW))
     console.print(table)
 
 
@@ -89,6 +104,7 @@ def render_profile(profile: dict[str, Any]) -> None:
             traits.add_row(str(name), str(value))
         console.print(traits)
     _render_engagement(profile.get("engagement"))
+    _render_attributes(profile.get("attributes"))
     _render_timeline(profile.get("timeline") or [])
     counts = Table("event", "count", title="Events")
     for name, n in profile["events_by_name"].items():
@@ -148,4 +164,15 @@ def _render_timeline(timeline: list[dict[str, Any]]) -> None:
             item["by"],
             details,
         )
+    console.print(table)
+
+
+def _render_attributes(attributes: dict[str, Any] | None) -> None:
+    """Print the four attributes with the drivers that moved each most."""
+    if attributes is None:
+        return
+    table = Table("attribute", "score", "top drivers (points)", title="How they engage (0-100)")
+    for name, value in attributes.items():
+        drivers = ", ".join(f"{d['label']} {d['contribution']:+.0f}" for d in value["drivers"])
+        table.add_row(name, f"{value['score']:.0f}", drivers or "no evidence in the window")
     console.print(table)

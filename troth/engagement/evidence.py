@@ -1,15 +1,16 @@
-"""The evidence behind one customer's stage, read back from the last scoring."""
+"""The evidence behind one customer's stage and attributes, read back from the last scoring."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+from troth.engagement.attributes import ATTRIBUTES, top_drivers
 from troth.engagement.stages import PHASES, condition_column, stage_rules
 from troth.errors import TrothError
 from troth.store import Database
 
-__all__ = ["explain_stage", "stage_evidence"]
+__all__ = ["customer_attributes", "explain_stage", "stage_evidence"]
 
 
 def stage_evidence(
@@ -102,3 +103,25 @@ def _said(condition: Mapping[str, Any]) -> str:
     """Return a condition with the customer's value, e.g. 'nps_last >= 9 (is 10)'."""
     value = "none" if condition["value"] is None else condition["value"]
     return f"{condition['condition']} (is {value})"
+
+
+def customer_attributes(db: Database, customer_id: str) -> dict[str, Any] | None:
+    """Return the four attributes (0-100) with their top drivers, or None if not scored.
+
+    A customer scored but without activity in the evidence window has every attribute at 0.
+    """
+    with db.session() as session:
+        try:
+            scores = session.table("customer_attributes")
+        except TrothError:
+            return None
+        found = session.fetch_dicts(scores.filter(scores.customer_id == customer_id))
+    row = found[0] if found else {}
+    drivers = top_drivers(row)
+    return {
+        attribute: {
+            "score": round(float(row.get(attribute) or 0.0), 1),
+            "drivers": drivers[attribute],
+        }
+        for attribute in ATTRIBUTES
+    }

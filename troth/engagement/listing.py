@@ -6,6 +6,7 @@ from typing import Any
 
 import ibis
 
+from troth.engagement.attributes import ATTRIBUTES
 from troth.engagement.stages import PHASES, STAGES
 from troth.errors import TrothError
 from troth.store import Database
@@ -23,9 +24,18 @@ LIST_COLUMNS = (
     "orders",
     "revenue",
     "two_way_interactions",
+    *ATTRIBUTES,
 )
 # Sort keys, largest first, except recency_days: the most recent first.
-SORTS = ("recency_days", "events", "orders", "revenue", "two_way_interactions", "stage")
+SORTS = (
+    "recency_days",
+    "events",
+    "orders",
+    "revenue",
+    "two_way_interactions",
+    "stage",
+    *ATTRIBUTES,
+)
 
 
 def list_customers(
@@ -52,9 +62,14 @@ def list_customers(
         try:
             stages = session.table("customer_stage")
             features = session.table("customer_features")
+            scores = session.table("customer_attributes")
         except TrothError as exc:
             raise TrothError("no scores yet: run `troth score` first") from exc
-        rows = stages.join(features, "customer_id")
+        joined = stages.join(features, "customer_id").left_join(
+            scores.select("customer_id", *ATTRIBUTES), "customer_id"
+        )
+        # No activity in the window: every attribute is 0, as `customer_attributes` reads it.
+        rows = joined.mutate(**{a: joined[a].fill_null(0.0) for a in ATTRIBUTES})
         if stage is not None:
             rows = rows.filter(rows.stage == stage)
         if phase is not None:

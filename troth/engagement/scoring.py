@@ -2,7 +2,8 @@
 
 Tables: `customer_features` (lifetime, as of the date), `customer_window_features` (the
 trailing evidence window), `customer_stage` (stage, phase, cognitive loyalty and every
-condition's result) and `customer_stage_history` (the stage at the end of each recent period,
+condition's result), `customer_attributes` (the four attributes and each driver's points, from
+the window features) and `customer_stage_history` (the stage at the end of each recent period,
 the last snapshot being this run's) with `stage_history_periods` (when each snapshot was taken).
 """
 
@@ -14,6 +15,7 @@ from datetime import datetime, timedelta
 
 import ibis
 
+from troth.engagement.attributes import attribute_scores
 from troth.engagement.features import customer_features
 from troth.engagement.history import period_label, period_starts, stage_inputs, stage_snapshots
 from troth.engagement.stages import PHASES, STAGES, StageRule, assign_stages, stage_rules
@@ -62,6 +64,8 @@ def score_customers(
             rules = stage_rules(thresholds)
             stages = assign_stages(joined, rules).mutate(as_of=stamp)
             session.replace_table("customer_stage", stages)
+            say("attributes")
+            session.replace_table("customer_attributes", attribute_scores(recent))
             say("stage history")
             written = ibis.table(stages.schema(), name="customer_stage")
             current = written.join(recent, "customer_id")
