@@ -7,12 +7,20 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from troth.errors import ConfigError
 
 __all__ = [
     "DEFAULT_CONFIG_FILE",
+    "CardSettings",
     "DemoSettings",
     "IdentitySettings",
     "MappingSettings",
@@ -24,6 +32,8 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG_FILE = "troth.toml"
+# A local time of day, "HH:MM" on a 24-hour clock.
+_HH_MM = r"^([01]\d|2[0-3]):[0-5]\d$"
 
 
 class _Section(BaseModel):
@@ -135,6 +145,63 @@ class StageSettings(_Section):
     )
 
 
+class CardSettings(_Section):
+    """`[card]`: what earns and loses trust points on the engagement card (README argues them)."""
+
+    waking_from: str = Field(
+        "08:00", pattern=_HH_MM, description="Local time ('HH:MM') from which contact is welcome."
+    )
+    waking_until: str = Field(
+        "21:00",
+        pattern=_HH_MM,
+        description="Local time ('HH:MM') from which contact is badly timed again (exclusive).",
+    )
+    contact_cap_per_week: int = Field(
+        3, ge=1, description="Company contacts per customer and ISO week; each one beyond loses."
+    )
+    complaint_resolution_days: int = Field(
+        7, ge=1, description="Days a ticket may stay open; an unresolved one then loses."
+    )
+    trend_days: int = Field(
+        90, ge=1, description="Days over which the card's trend (recent change) is summed."
+    )
+    proactive_help: int = Field(
+        1, ge=0, description="Earned: a service contact the customer did not have to ask for."
+    )
+    ticket_resolved: int = Field(1, ge=0, description="Earned: a support ticket resolved.")
+    first_contact_resolution: int = Field(
+        2, ge=0, description="Earned on top: the ticket resolved at the first contact."
+    )
+    chosen_time_callback: int = Field(
+        3, ge=0, description="Earned: a call the customer asked for, within waking hours."
+    )
+    data_shared: int = Field(3, ge=0, description="Earned: data the customer shared willingly.")
+    offer_taken: int = Field(2, ge=0, description="Earned: an order with a coupon or discount.")
+    unsolicited_contact: int = Field(
+        2, ge=0, description="Lost: a call nobody asked for (sales, retention, survey)."
+    )
+    badly_timed_contact: int = Field(
+        3, ge=0, description="Lost: a contact outside the customer's local waking hours."
+    )
+    over_contact_cap: int = Field(
+        1, ge=0, description="Lost: each contact beyond contact_cap_per_week in a week."
+    )
+    data_request_without_reason: int = Field(
+        3, ge=0, description="Lost: personal data asked for without a reason."
+    )
+    spam_mark: int = Field(5, ge=0, description="Lost: an email marked as spam.")
+    unsubscribe: int = Field(3, ge=0, description="Lost: an unsubscribe.")
+    unresolved_complaint: int = Field(
+        4, ge=0, description="Lost: a ticket still unresolved complaint_resolution_days later."
+    )
+
+    @model_validator(mode="after")
+    def _waking_hours_are_a_window(self) -> CardSettings:
+        if self.waking_from == self.waking_until:
+            raise ValueError("waking_from and waking_until are equal; give a window of hours")
+        return self
+
+
 class DemoSettings(_Section):
     """`[demo]`: the generated sample population used by `troth demo`."""
 
@@ -150,6 +217,7 @@ class Settings(_Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     stages: StageSettings = Field(default_factory=StageSettings)
+    card: CardSettings = Field(default_factory=CardSettings)
     mapping: dict[str, MappingSettings] = Field(
         default_factory=dict, description="Named column mappings for `troth import --mapping NAME`."
     )
