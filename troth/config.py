@@ -143,6 +143,12 @@ class StageSettings(_Section):
         ge=1,
         description="Engagement: community posts, accepted answers or ideas (any one kind).",
     )
+    history_period: Literal["month", "week"] = Field(
+        "month", description="Period of the stage history: a snapshot at the end of each."
+    )
+    history_periods: int = Field(
+        12, ge=2, le=120, description="Periods of stage history `troth score` keeps (snapshots)."
+    )
 
 
 class CardSettings(_Section):
