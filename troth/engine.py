@@ -104,7 +104,13 @@ class Engine:
         if identities_stale(self.db):
             self.resolve_identities()
         when = as_of or datetime.now(UTC)
-        return score_customers(self.db, when, self.settings.stages.model_dump(), progress)
+        return score_customers(
+            self.db,
+            when,
+            self.settings.stages.model_dump(),
+            self.settings.card.model_dump(),
+            progress,
+        )
 
     def stage_distribution(self) -> dict[str, Any]:
         """Return the last scoring's customers by stage and by phase (raise if never scored)."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.engagement.test_features import add
-from troth.config import Settings, StageSettings
+from troth.config import CardSettings, Settings, StageSettings
 from troth.engagement.features import customer_features
 from troth.engagement.history import period_label, period_starts, stage_inputs, stage_snapshots
 from troth.engagement.scoring import score_customers
@@ -85,7 +85,7 @@ def test_a_snapshot_needs_features_it_can_compute() -> None:
 def _score(db: Database, as_of: datetime, **stages: object) -> None:
     resolve_identities(db)
     thresholds = {**THRESHOLDS, "history_periods": 3, **stages}
-    score_customers(db, as_of, thresholds)
+    score_customers(db, as_of, thresholds, CardSettings().model_dump())
 
 
 def test_transitions_count_new_lapsed_and_climbing_customers(db: Database) -> None:

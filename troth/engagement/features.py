@@ -107,6 +107,11 @@ FEATURE_DOCS: dict[str, str] = {
 }
 
 
+def utc_day(timestamp: ir.TimestampValue) -> ir.IntegerValue:
+    """Return the UTC calendar day of `timestamp` as days since 1970-01-01."""
+    return timestamp.epoch_seconds() // 86_400
+
+
 def customer_features(events: ir.Table, as_of: datetime, since: datetime | None = None) -> ir.Table:
     """Return one row per customer with the FEATURE_DOCS columns, from events before `as_of`.
 
@@ -117,50 +122,68 @@ def customer_features(events: ir.Table, as_of: datetime, since: datetime | None 
     e = events.filter(events.timestamp < cutoff)
     if since is not None:
         e = e.filter(e.timestamp >= ibis.literal(since, type="timestamp('UTC')"))
-    name = e.event
-    props = e.properties
+    name, props = e.event, e.properties
     is_order = name == "Order Completed"
     is_survey = name == "Survey Responded"
-    is_call = name == "Call Made"
-    local_time = props["customer_local_time"].str
-    granted = props["granted"].bool
-    nps = props["nps"].float
-    rating = props["rating"].float
     is_review = name == "Review Posted"
+    is_call = name == "Call Made"
+    is_consent = name == "Consent Updated"
+
+    def only(when: ir.BooleanValue, value: ir.Value) -> ir.Value:
+        # Reading a JSON property parses the document: parse it only on the events that carry it.
+        return ibis.cases((when, value), else_=None)
+
+    f = e.select(
+        "customer_id",
+        "timestamp",
+        "event",
+        "type",
+        "channel",
+        own=name.isnull() | ~name.isin(COMPANY_CONTACTS),
+        # Calendar functions on timestamps with a time zone go through ICU, ~1 µs a row: the UTC
+        # day comes from epoch arithmetic, the month is read only on orders.
+        day=utc_day(e.timestamp),
+        order_month=only(is_order, e.timestamp.truncate("M")),
+        revenue=only(is_order, props["revenue"].float),
+        first_contact=only(name == "Ticket Resolved", props["first_contact_resolution"].bool),
+        csat=only(is_survey, props["csat"].float),
+        nps=only(is_survey, props["nps"].float),
+        rating=only(is_review, props["rating"].float),
+        agent=only(name == "Live Chat Message Received", props["agent"].str),
+        granted=only(is_consent, props["granted"].bool),
+        solicited=only(is_call, props["solicited"].bool),
+        local_time=only(is_call, props["customer_local_time"].str),
+    )
+    name, own = f.event, f.own
     # COUNT(*) FILTER, not SUM(bool): DuckDB sums booleans into HUGEINT, which Ibis can't read.
-    counts = {col: e.count(where=name == event) for col, event in _COUNTS.items()}
-    own = name.isnull() | ~name.isin(COMPANY_CONTACTS)
-    grouped = e.group_by("customer_id").aggregate(
-        first_seen=e.timestamp.min(where=own),
-        last_seen=e.timestamp.max(where=own),
-        events=e.count(where=own),
-        active_days=e.timestamp.date().nunique(where=own),
-        channels_used=e.channel.nunique(where=own),
-        two_way_interactions=e.count(where=name.isin(TWO_WAY)),
-        revenue=props["revenue"].float.sum(where=is_order),
-        purchase_months=e.timestamp.truncate("M").nunique(where=is_order),
-        first_contact_resolutions=e.count(
-            where=(name == "Ticket Resolved") & props["first_contact_resolution"].bool
-        ),
-        csat_mean=props["csat"].float.mean(where=is_survey),
-        nps_mean=nps.mean(where=is_survey),
-        nps_last=nps.argmax(e.timestamp, where=is_survey & props["nps"].notnull()),
-        rating_mean=rating.mean(where=is_review),
-        promoter_answers=e.count(where=is_survey & (nps >= PROMOTER_MIN_NPS)),
-        detractor_answers=e.count(where=is_survey & (nps <= DETRACTOR_MAX_NPS)),
-        reviews_positive=e.count(where=is_review & (rating >= PRAISE_MIN_RATING)),
-        reviews_negative=e.count(where=is_review & (rating <= COMPLAINT_MAX_RATING)),
-        voice_events=e.count(where=name.isin(VOICE)),
-        bot_chats=e.count(
-            where=(name == "Live Chat Message Received") & (props["agent"].str == "bot")
-        ),
-        consents_granted=e.count(where=(name == "Consent Updated") & granted),
-        consents_withdrawn=e.count(where=(name == "Consent Updated") & ~granted),
-        page_views=e.count(where=e.type.isin(["page", "screen"])),
-        company_contacts=e.count(where=name.isin(COMPANY_CONTACTS)),
-        calls_unsolicited=e.count(where=is_call & ~props["solicited"].bool),
-        calls_badly_timed=e.count(
-            where=is_call & ((local_time < WAKING_FROM) | (local_time >= WAKING_UNTIL))
+    counts = {col: f.count(where=name == event) for col, event in _COUNTS.items()}
+    grouped = f.group_by("customer_id").aggregate(
+        first_seen=f.timestamp.min(where=own),
+        last_seen=f.timestamp.max(where=own),
+        events=f.count(where=own),
+        active_days=f.day.nunique(where=own),
+        channels_used=f.channel.nunique(where=own),
+        two_way_interactions=f.count(where=name.isin(TWO_WAY)),
+        revenue=f.revenue.sum(),
+        purchase_months=f.order_month.nunique(),
+        first_contact_resolutions=f.count(where=f.first_contact),
+        csat_mean=f.csat.mean(),
+        nps_mean=f.nps.mean(),
+        nps_last=f.nps.argmax(f.timestamp, where=f.nps.notnull()),
+        rating_mean=f.rating.mean(),
+        promoter_answers=f.count(where=f.nps >= PROMOTER_MIN_NPS),
+        detractor_answers=f.count(where=f.nps <= DETRACTOR_MAX_NPS),
+        reviews_positive=f.count(where=f.rating >= PRAISE_MIN_RATING),
+        reviews_negative=f.count(where=f.rating <= COMPLAINT_MAX_RATING),
+        voice_events=f.count(where=name.isin(VOICE)),
+        bot_chats=f.count(where=f.agent == "bot"),
+        consents_granted=f.count(where=f.granted),
+        consents_withdrawn=f.count(where=~f.granted),
+        page_views=f.count(where=f.type.isin(["page", "screen"])),
+        company_contacts=f.count(where=name.isin(COMPANY_CONTACTS)),
+        calls_unsolicited=f.count(where=~f.solicited),
+        calls_badly_timed=f.count(
+            where=(f.local_time < WAKING_FROM) | (f.local_time >= WAKING_UNTIL)
         ),
         **counts,
     )

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import ibis
 import ibis.expr.types as ir
 
-from troth.engagement.features import COMPANY_CONTACTS, TWO_WAY
+from troth.engagement.features import COMPANY_CONTACTS, TWO_WAY, utc_day
 from troth.engagement.stages import StageRule, assign_stages
 from troth.errors import TrothError
 
@@ -89,6 +89,8 @@ def stage_inputs(events: ir.Table, until: datetime) -> ir.Table:
         "timestamp",
         "event",
         own=name.isnull() | ~name.isin(COMPANY_CONTACTS),
+        day=utc_day(e.timestamp),
+        order_month=(name == "Order Completed").ifelse(e.timestamp.truncate("M"), ibis.null()),
         csat=survey.ifelse(props["csat"].float, ibis.null()),
         nps=survey.ifelse(props["nps"].float, ibis.null()),
         rating=review.ifelse(props["rating"].float, ibis.null()),
@@ -123,9 +125,9 @@ def stage_snapshots(
     name = e.event
     counted = e.group_by("customer_id", "snapshot_at").aggregate(
         events=e.count(where=e.own),
-        active_days=e.timestamp.date().nunique(where=e.own),
+        active_days=e.day.nunique(where=e.own),
         two_way_interactions=e.count(where=name.isin(TWO_WAY)),
-        purchase_months=e.timestamp.truncate("M").nunique(where=name == "Order Completed"),
+        purchase_months=e.order_month.nunique(),
         csat_mean=e.csat.mean(),
         nps_last=e.nps.argmax(e.timestamp, where=e.nps.notnull()),
         rating_mean=e.rating.mean(),

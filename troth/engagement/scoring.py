@@ -4,7 +4,9 @@ Tables: `customer_features` (lifetime, as of the date), `customer_window_feature
 trailing evidence window), `customer_stage` (stage, phase, cognitive loyalty and every
 condition's result), `customer_attributes` (the four attributes and each driver's points, from
 the window features) and `customer_stage_history` (the stage at the end of each recent period,
-the last snapshot being this run's) with `stage_history_periods` (when each snapshot was taken).
+the last snapshot being this run's) with `stage_history_periods` (when each snapshot was taken),
+`card_entries` and `card_balance` (the engagement card's ledger and each customer's balance) and
+`customer_ladder` (the rungs of the Added Value ladder each customer reached).
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import ibis
 
 from troth.engagement.attributes import attribute_scores
+from troth.engagement.card import card_balances, card_entries
 from troth.engagement.features import customer_features
 from troth.engagement.history import period_label, period_starts, stage_inputs, stage_snapshots
+from troth.engagement.ladder import customer_ladder
 from troth.engagement.stages import PHASES, STAGES, StageRule, assign_stages, stage_rules
 from troth.errors import TrothError
 from troth.identity import events_with_customer
@@ -39,19 +44,29 @@ class ScoreSummary:
 def score_customers(
     db: Database,
     as_of: datetime,
-    thresholds: Mapping[str, float],
+    thresholds: Mapping[str, Any],
+    card: Mapping[str, Any],
     progress: Callable[[str], None] | None = None,
 ) -> ScoreSummary:
-    """Compute features and stages as of `as_of`; replace the derived tables; return counts."""
+    """Compute every derived table as of `as_of` in one transaction; return the stage counts.
+
+    `thresholds` is `[stages]` and `card` is `[card]` (StageSettings/CardSettings.model_dump()).
+    """
     say = progress or (lambda _step: None)
     window_days = int(thresholds["window_days"])
     with db.session() as session:
-        events = events_with_customer(session.table("events"), session.table("identifiers"))
-        stamp = ibis.literal(as_of, type="timestamp('UTC')")
+        say("events by customer")
+        # Every table below reads the events with their customer: join them once.
+        joined_events = events_with_customer(session.table("events"), session.table("identifiers"))
+        cutoff = ibis.literal(as_of, type="timestamp('UTC')")
+        events = session.materialize(
+            "scored_events", joined_events.filter(joined_events.timestamp < cutoff)
+        )
         say("features")
-        lifetime = customer_features(events, as_of)
-        window = customer_features(events, as_of, since=as_of - timedelta(days=window_days))
-        lifetime, window = lifetime.mutate(as_of=stamp), window.mutate(as_of=stamp)
+        lifetime = customer_features(events, as_of).mutate(as_of=cutoff)
+        window = customer_features(events, as_of, since=as_of - timedelta(days=window_days)).mutate(
+            as_of=cutoff
+        )
         with session.transaction():
             customers = session.replace_table("customer_features", lifetime)
             session.replace_table("customer_window_features", window)
@@ -62,7 +77,7 @@ def score_customers(
             # Everyone scored for life, with window features where they were active lately.
             joined = known.left_join(recent, "customer_id").drop("customer_id_right")
             rules = stage_rules(thresholds)
-            stages = assign_stages(joined, rules).mutate(as_of=stamp)
+            stages = assign_stages(joined, rules).mutate(as_of=cutoff)
             session.replace_table("customer_stage", stages)
             say("attributes")
             session.replace_table("customer_attributes", attribute_scores(recent))
@@ -70,6 +85,16 @@ def score_customers(
             written = ibis.table(stages.schema(), name="customer_stage")
             current = written.join(recent, "customer_id")
             _write_history(session, events, as_of, thresholds, rules, current)
+            say("engagement card")
+            entries = card_entries(events, as_of, card)
+            session.replace_table("card_entries", entries)
+            stored = ibis.table(entries.schema(), name="card_entries")
+            balances = card_balances(stored, as_of, int(card["trend_days"])).mutate(as_of=cutoff)
+            session.replace_table("card_balance", balances)
+            say("ladder")
+            session.replace_table(
+                "customer_ladder", customer_ladder(events, as_of).mutate(as_of=cutoff)
+            )
         stage_table = session.table("customer_stage")
         counts = dict(session.fetch(stage_table.group_by("stage").aggregate(n=stage_table.count())))
         loyal = session.scalar(stage_table.cognitive_loyalty.sum())
