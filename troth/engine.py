@@ -17,7 +17,14 @@ from troth.access.credentials import (
 )
 from troth.access.keys import Credential
 from troth.config import Settings
-from troth.engagement.evidence import customer_attributes, explain_stage, stage_evidence
+from troth.engagement.evidence import (
+    customer_attributes,
+    customer_card,
+    customer_rung,
+    explain_stage,
+    stage_evidence,
+)
+from troth.engagement.ladder import ladder_distribution
 from troth.engagement.listing import example_customers, list_customers
 from troth.engagement.scoring import ScoreSummary, score_customers, stage_distribution
 from troth.engagement.timeline import customer_timeline
@@ -83,6 +90,8 @@ class Engine:
         thresholds = self.settings.stages.model_dump()
         profile["engagement"] = stage_evidence(self.db, profile["customer_id"], thresholds)
         profile["attributes"] = customer_attributes(self.db, profile["customer_id"])
+        profile["card"] = customer_card(self.db, profile["customer_id"])
+        profile["ladder"] = customer_rung(self.db, profile["customer_id"])
         profile["timeline"] = customer_timeline(self.db, profile["customer_id"])
         return profile
 
@@ -119,6 +128,10 @@ class Engine:
     def transitions(self) -> dict[str, Any]:
         """Return stage transition matrices, inflow/outflow and cohort flows per period."""
         return stage_transitions(self.db)
+
+    def ladder(self) -> dict[str, Any]:
+        """Return the ladder: customers per rung and conversion, overall, by segment, by channel."""
+        return ladder_distribution(self.db)
 
     def movers(self, limit: int = 5) -> dict[str, list[dict[str, Any]]]:
         """Return the customers who climbed and fell the most stages in the last period."""

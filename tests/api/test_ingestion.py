@@ -314,3 +314,16 @@ def test_stages_and_customer_list_after_scoring(client, engine) -> None:
     assert len(body["periods"]) == 12 and len(body["matrices"]) == 11
     last = body["matrices"][body["periods"][-1]]
     assert last["new"]["connection"] == 3  # all three first seen during the last period
+    ladder = client.get("/api/v1/ladder", headers={"Authorization": f"Bearer {viewer}"}).json()
+    assert ladder["overall"]["reached"]["activate"] == 3  # all three ordered
+    shown = client.get("/api/v1/customers/s3", headers={"Authorization": f"Bearer {token}"}).json()
+    assert shown["ladder"]["rung"] == "activate"
+    assert shown["card"] == {
+        "balance": 0,
+        "earned": 0,
+        "lost": 0,
+        "trend": 0,
+        "entries": 0,
+        "recent": [],
+    }
+    assert shown["attributes"]["active"]["score"] > 0

@@ -251,6 +251,27 @@ def test_score_and_stages(tmp_path: Path) -> None:
     for attribute in profile["attributes"].values():
         assert 0 <= attribute["score"] <= 100
         assert all(d["direction"] in ("raises", "lowers") for d in attribute["drivers"])
+    card = profile["card"]
+    assert card["balance"] == card["earned"] + card["lost"]
+    assert len(card["recent"]) <= 8
+    assert [e["at"] for e in card["recent"]] == sorted(
+        (e["at"] for e in card["recent"]), reverse=True
+    )
+    assert profile["ladder"]["rung"] in (
+        None,
+        "inform",
+        "entice",
+        "activate",
+        "reciprocate",
+        "advocate",
+    )
+    ladder = json.loads(troth("stages", "--ladder", "--json", db=db).stdout)["ladder"]
+    reached = list(ladder["overall"]["reached"].values())
+    assert reached == sorted(reached, reverse=True) and reached[0] > 0
+    assert (
+        sum(g["customers"] for g in ladder["by_segment"].values()) == ladder["overall"]["customers"]
+    )
+    assert "Ladder: customers per rung" in troth("stages", "--ladder", db=db).stdout
     ranked = json.loads(
         troth("customers", "list", "--sort", "emotional", "--limit", "5", "--json", db=db).stdout
     )["customers"]

@@ -79,6 +79,12 @@ def get_transitions(request: Request, _role: str = Depends(role)) -> dict[str, A
     return request.app.state.troth.engine.transitions()
 
 
+@router.get("/ladder")
+def get_ladder(request: Request, _role: str = Depends(role)) -> dict[str, Any]:
+    """Return the ladder's counts per rung and conversions: overall, by segment, by channel."""
+    return request.app.state.troth.engine.ladder()
+
+
 @router.get("/summary")
 def get_summary(request: Request, _role: str = Depends(role)) -> dict[str, Any]:
     """Return store-wide counts: customers, events by name and channel, merges, rejects."""

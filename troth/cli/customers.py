@@ -105,6 +105,7 @@ def render_profile(profile: dict[str, Any]) -> None:
         console.print(traits)
     _render_engagement(profile.get("engagement"))
     _render_attributes(profile.get("attributes"))
+    _render_card(profile.get("card"), profile.get("ladder"))
     _render_timeline(profile.get("timeline") or [])
     counts = Table("event", "count", title="Events")
     for name, n in profile["events_by_name"].items():
@@ -176,3 +177,21 @@ def _render_attributes(attributes: dict[str, Any] | None) -> None:
         drivers = ", ".join(f"{d['label']} {d['contribution']:+.0f}" for d in value["drivers"])
         table.add_row(name, f"{value['score']:.0f}", drivers or "no evidence in the window")
     console.print(table)
+
+
+def _render_card(card: dict[str, Any] | None, ladder: dict[str, Any] | None) -> None:
+    """Print the engagement card's balance, trend and latest entries, and the ladder rung."""
+    if card is None:
+        return
+    rung = (ladder or {}).get("rung") or "none"
+    console.print(
+        f"[bold]engagement card: {card['balance']:+d} points[/] (earned {card['earned']:+d}, "
+        f"lost {card['lost']:+d}; {card['trend']:+d} lately) · ladder rung: {rung}"
+    )
+    if card["recent"]:
+        table = Table("when (UTC)", "points", "why", title="Latest card entries")
+        for entry in card["recent"]:
+            table.add_row(
+                entry["at"][:16].replace("T", " "), f"{entry['points']:+d}", entry["reason"]
+            )
+        console.print(table)

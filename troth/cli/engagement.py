@@ -63,6 +63,14 @@ def stages(
             "inflow and outflow per period, and cohort flows.",
         ),
     ] = False,
+    ladder: Annotated[
+        bool,
+        typer.Option(
+            "--ladder",
+            help="Also show the ladder (inform, entice, activate, reciprocate, advocate): "
+            "customers per rung and conversion, overall, by segment and by acquisition channel.",
+        ),
+    ] = False,
     db: DbOption = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
@@ -71,8 +79,10 @@ def stages(
     with open_engine(db, config) as engine:
         distribution = engine.stage_distribution()
         moves = engine.transitions() if transitions else None
+        rungs = engine.ladder() if ladder else None
     if as_json:
-        print_json({**distribution, "transitions": moves} if moves else distribution)
+        extra = {"transitions": moves} if moves else {}
+        print_json({**distribution, **extra, **({"ladder": rungs} if rungs else {})})
         return
     console.print(f"as of {distribution['as_of']}: {distribution['customers']:,} customers")
     print_distribution(
@@ -84,6 +94,27 @@ def stages(
     console.print(phases)
     if moves:
         print_transitions(moves)
+    if rungs:
+        print_ladder(rungs)
+
+
+def print_ladder(ladder: dict[str, Any]) -> None:
+    """Print customers per rung with the conversion from the rung below, per group."""
+    groups = {"all customers": ladder["overall"]}
+    groups |= {f"plan: {k}": v for k, v in ladder["by_segment"].items()}
+    groups |= {f"channel: {k}": v for k, v in ladder["by_channel"].items()}
+    rungs = list(ladder["overall"]["reached"])
+    table = Table(
+        "group", *rungs, title="Ladder: customers per rung (conversion from the one below)"
+    )
+    for name, group in groups.items():
+        cells = []
+        for i, rung in enumerate(rungs):
+            n = group["reached"][rung]
+            rate = group["conversion"].get(f"{rungs[i - 1]}_to_{rung}") if i else None
+            cells.append(f"{n:,}" + ("" if rate is None else f" ({100 * rate:.0f}%)"))
+        table.add_row(name, *cells)
+    console.print(table)
 
 
 def print_transitions(moves: dict[str, Any]) -> None:

@@ -6,11 +6,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from troth.engagement.attributes import ATTRIBUTES, top_drivers
+from troth.engagement.ladder import RUNGS
 from troth.engagement.stages import PHASES, condition_column, stage_rules
 from troth.errors import TrothError
 from troth.store import Database
 
-__all__ = ["customer_attributes", "explain_stage", "stage_evidence"]
+__all__ = [
+    "customer_attributes",
+    "customer_card",
+    "customer_rung",
+    "explain_stage",
+    "stage_evidence",
+]
 
 
 def stage_evidence(
@@ -124,4 +131,60 @@ def customer_attributes(db: Database, customer_id: str) -> dict[str, Any] | None
             "drivers": drivers[attribute],
         }
         for attribute in ATTRIBUTES
+    }
+
+
+def customer_card(db: Database, customer_id: str, recent: int = 8) -> dict[str, Any] | None:
+    """Return the card: balance, earned, lost, trend (points) and the `recent` latest entries.
+
+    None if never scored; a scored customer without entries has a zero balance and no entries.
+    """
+    with db.session() as session:
+        try:
+            balances, entries = session.table("card_balance"), session.table("card_entries")
+        except TrothError:
+            return None
+        found = session.fetch_dicts(balances.filter(balances.customer_id == customer_id))
+        mine = entries.filter(entries.customer_id == customer_id)
+        latest = session.fetch_dicts(
+            mine.order_by([mine.timestamp.desc(), mine.rule]).limit(recent)
+        )
+    row = found[0] if found else {}
+    return {
+        **{
+            key: int(row.get(key) or 0) for key in ("balance", "earned", "lost", "trend", "entries")
+        },
+        "recent": [
+            {
+                "at": entry["timestamp"].isoformat(),
+                "rule": entry["rule"],
+                "points": int(entry["points"]),
+                "event": entry["event"],
+                "reason": entry["reason"],
+            }
+            for entry in latest
+        ],
+    }
+
+
+def customer_rung(db: Database, customer_id: str) -> dict[str, Any] | None:
+    """Return the ladder rung reached, when each rung was first reached, channel and segment."""
+    with db.session() as session:
+        try:
+            ladder = session.table("customer_ladder")
+        except TrothError:
+            return None
+        found = session.fetch_dicts(ladder.filter(ladder.customer_id == customer_id))
+    if not found:
+        return {"rung": None, "reached": {}, "acquisition_channel": None, "segment": None}
+    row = found[0]
+    return {
+        "rung": row["rung"],
+        "reached": {
+            rung: row[f"first_{rung}_at"].isoformat()
+            for rung in RUNGS
+            if row.get(f"first_{rung}_at") is not None
+        },
+        "acquisition_channel": row["acquisition_channel"],
+        "segment": row["segment"],
     }
