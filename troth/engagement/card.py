@@ -24,7 +24,7 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
-from troth.engagement.features import COMPANY_CONTACTS
+from troth.engagement.features import COMPANY_CONTACTS, utc_day
 from troth.errors import TrothError
 
 __all__ = ["CARD_RULES", "ENTRY_COLUMNS", "CardRule", "card_balances", "card_entries"]
@@ -347,7 +347,12 @@ def _over_cap(facts: ir.Table, cap: int) -> ir.Table:
     a window over every contact would sort them all.
     """
     contacts = facts.filter(facts.contact).select(
-        "customer_id", "timestamp", "message_id", week=facts.timestamp.truncate("W")
+        # 1970-01-01 was a Thursday: day + 3 counts weeks from Monday. Epoch arithmetic, not
+        # truncate("W"), which goes through ICU on zoned timestamps at ~1 µs a row.
+        "customer_id",
+        "timestamp",
+        "message_id",
+        week=(utc_day(facts.timestamp) + 3) // 7,
     )
     busy = (
         contacts.group_by(["customer_id", "week"])
