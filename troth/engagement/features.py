@@ -13,7 +13,15 @@ from datetime import datetime
 import ibis
 import ibis.expr.types as ir
 
-__all__ = ["COMPANY_CONTACTS", "FEATURE_DOCS", "TWO_WAY", "VOICE", "customer_features"]
+__all__ = [
+    "COMPANY_CONTACTS",
+    "FEATURE_DOCS",
+    "TWO_WAY",
+    "VOICE",
+    "customer_features",
+    "event_facts",
+    "utc_day",
+]
 
 # Calls in which the customer answers or speaks up, rather than only receiving.
 TWO_WAY = (
@@ -118,10 +126,17 @@ def customer_features(events: ir.Table, as_of: datetime, since: datetime | None 
     With `since`, only events from then on count: the trailing window in which stage evidence
     must have been seen. `events` must carry `customer_id` (troth.identity.events_with_customer).
     """
+    f = event_facts(events, as_of)
+    if since is not None:
+        f = f.filter(f.timestamp >= ibis.literal(since, type="timestamp('UTC')"))
+    grouped = f.group_by("customer_id").aggregate(**_aggregates(f))
+    return _finish(grouped, as_of)
+
+
+def event_facts(events: ir.Table, as_of: datetime) -> ir.Table:
+    """Return the events before `as_of` slimmed to the typed facts the features aggregate."""
     cutoff = ibis.literal(as_of, type="timestamp('UTC')")
     e = events.filter(events.timestamp < cutoff)
-    if since is not None:
-        e = e.filter(e.timestamp >= ibis.literal(since, type="timestamp('UTC')"))
     name, props = e.event, e.properties
     is_order = name == "Order Completed"
     is_survey = name == "Survey Responded"
@@ -133,7 +148,7 @@ def customer_features(events: ir.Table, as_of: datetime, since: datetime | None 
         # Reading a JSON property parses the document: parse it only on the events that carry it.
         return ibis.cases((when, value), else_=None)
 
-    f = e.select(
+    return e.select(
         "customer_id",
         "timestamp",
         "event",
@@ -154,39 +169,48 @@ def customer_features(events: ir.Table, as_of: datetime, since: datetime | None 
         solicited=only(is_call, props["solicited"].bool),
         local_time=only(is_call, props["customer_local_time"].str),
     )
+
+
+def _aggregates(f: ir.Table) -> dict[str, ir.Value]:
+    """Return the feature aggregates over the facts `f`, by column name."""
     name, own = f.event, f.own
     # COUNT(*) FILTER, not SUM(bool): DuckDB sums booleans into HUGEINT, which Ibis can't read.
-    counts = {col: f.count(where=name == event) for col, event in _COUNTS.items()}
-    grouped = f.group_by("customer_id").aggregate(
-        first_seen=f.timestamp.min(where=own),
-        last_seen=f.timestamp.max(where=own),
-        events=f.count(where=own),
-        active_days=f.day.nunique(where=own),
-        channels_used=f.channel.nunique(where=own),
-        two_way_interactions=f.count(where=name.isin(TWO_WAY)),
-        revenue=f.revenue.sum(),
-        purchase_months=f.order_month.nunique(),
-        first_contact_resolutions=f.count(where=f.first_contact),
-        csat_mean=f.csat.mean(),
-        nps_mean=f.nps.mean(),
-        nps_last=f.nps.argmax(f.timestamp, where=f.nps.notnull()),
-        rating_mean=f.rating.mean(),
-        promoter_answers=f.count(where=f.nps >= PROMOTER_MIN_NPS),
-        detractor_answers=f.count(where=f.nps <= DETRACTOR_MAX_NPS),
-        reviews_positive=f.count(where=f.rating >= PRAISE_MIN_RATING),
-        reviews_negative=f.count(where=f.rating <= COMPLAINT_MAX_RATING),
-        voice_events=f.count(where=name.isin(VOICE)),
-        bot_chats=f.count(where=f.agent == "bot"),
-        consents_granted=f.count(where=f.granted),
-        consents_withdrawn=f.count(where=~f.granted),
-        page_views=f.count(where=f.type.isin(["page", "screen"])),
-        company_contacts=f.count(where=name.isin(COMPANY_CONTACTS)),
-        calls_unsolicited=f.count(where=~f.solicited),
-        calls_badly_timed=f.count(
-            where=(f.local_time < WAKING_FROM) | (f.local_time >= WAKING_UNTIL)
+    counts = {col: f.count(where=(name == event)) for col, event in _COUNTS.items()}
+    return {
+        "first_seen": f.timestamp.min(where=own),
+        "last_seen": f.timestamp.max(where=own),
+        "events": f.count(where=own),
+        "active_days": f.day.nunique(where=own),
+        "channels_used": f.channel.nunique(where=own),
+        "two_way_interactions": f.count(where=name.isin(TWO_WAY)),
+        "revenue": f.revenue.sum(),
+        "purchase_months": f.order_month.nunique(),
+        "first_contact_resolutions": f.count(where=f.first_contact),
+        "csat_mean": f.csat.mean(),
+        "nps_mean": f.nps.mean(),
+        "nps_last": f.nps.argmax(f.timestamp, where=f.nps.notnull()),
+        "rating_mean": f.rating.mean(),
+        "promoter_answers": f.count(where=(f.nps >= PROMOTER_MIN_NPS)),
+        "detractor_answers": f.count(where=(f.nps <= DETRACTOR_MAX_NPS)),
+        "reviews_positive": f.count(where=(f.rating >= PRAISE_MIN_RATING)),
+        "reviews_negative": f.count(where=(f.rating <= COMPLAINT_MAX_RATING)),
+        "voice_events": f.count(where=name.isin(VOICE)),
+        "bot_chats": f.count(where=(f.agent == "bot")),
+        "consents_granted": f.count(where=f.granted),
+        "consents_withdrawn": f.count(where=~f.granted),
+        "page_views": f.count(where=f.type.isin(["page", "screen"])),
+        "company_contacts": f.count(where=name.isin(COMPANY_CONTACTS)),
+        "calls_unsolicited": f.count(where=~f.solicited),
+        "calls_badly_timed": f.count(
+            where=((f.local_time < WAKING_FROM) | (f.local_time >= WAKING_UNTIL))
         ),
         **counts,
-    )
+    }
+
+
+def _finish(grouped: ir.Table, as_of: datetime) -> ir.Table:
+    """Return the FEATURE_DOCS columns from aggregated features: zeros, recency, tenure."""
+    cutoff = ibis.literal(as_of, type="timestamp('UTC')")
     days = 86_400.0
     # A sum over no matching row is NULL in SQL; a count of nothing is 0.
     zeros = {col: grouped[col].fill_null(0) for col in _ZERO_WHEN_NONE}

@@ -41,6 +41,21 @@ class ScoreSummary:
     cognitive_loyalty: int
 
 
+# The event columns the derived tables read; the rest stay in the store, out of memory.
+_SCORED_COLUMNS = (
+    "customer_id",
+    "message_id",
+    "seq",
+    "timestamp",
+    "type",
+    "event",
+    "channel",
+    "properties",
+    "traits",
+    "context",
+)
+
+
 def score_customers(
     db: Database,
     as_of: datetime,
@@ -60,7 +75,8 @@ def score_customers(
         joined_events = events_with_customer(session.table("events"), session.table("identifiers"))
         cutoff = ibis.literal(as_of, type="timestamp('UTC')")
         events = session.materialize(
-            "scored_events", joined_events.filter(joined_events.timestamp < cutoff)
+            "scored_events",
+            joined_events.filter(joined_events.timestamp < cutoff).select(*_SCORED_COLUMNS),
         )
         say("features")
         lifetime = customer_features(events, as_of).mutate(as_of=cutoff)
