@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 import ibis
@@ -11,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.engagement.events import add_events
 from troth.config import CardSettings
 from troth.engagement.card import CARD_RULES, ENTRY_COLUMNS, card_balances, card_entries
 from troth.errors import TrothError
-from troth.events.schema import EVENT_COLUMNS, EVENT_SCHEMA, rows_to_table
 from troth.identity import events_with_customer
 from troth.identity.runner import resolve_identities
 from troth.store import Database
@@ -25,23 +24,8 @@ NOON = datetime(2026, 5, 27, 12, 0, tzinfo=UTC)
 
 
 def add(db: Database, rows: list[dict]) -> None:
-    """Insert events; keys as tests.engagement.test_features.add, plus `context` (a dict)."""
-    full = []
-    for n, r in enumerate(rows):
-        when = r.get("at", NOON)
-        values = {
-            "message_id": f"m{n}",
-            "type": r.get("type", "track"),
-            "event": r.get("event"),
-            "user_id": r.get("user", "u1"),
-            "timestamp": when,
-            "received_at": when,
-            "channel": r.get("channel"),
-            "properties": None if r.get("properties") is None else json.dumps(r["properties"]),
-            "context": None if r.get("context") is None else json.dumps(r["context"]),
-        }
-        full.append(tuple(values.get(c) for c in EVENT_COLUMNS))
-    db.insert_events(rows_to_table(full, EVENT_SCHEMA))
+    """Insert events at NOON unless a row says `at`, with message ids m0, m1, ..."""
+    add_events(db, rows, NOON, message_id=lambda n, _row, _when: f"m{n}")
 
 
 def entries(db: Database, as_of: datetime = AS_OF, **card: object) -> list[dict]:

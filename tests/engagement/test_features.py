@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.engagement.events import add_events
 from tests.engagement.reference_features import load_events, reference_features
 from troth.engagement import FEATURE_DOCS, customer_features
 from troth.identity import events_with_customer
@@ -28,24 +28,8 @@ def features(db: Database, as_of: datetime = AS_OF) -> pd.DataFrame:
 
 
 def add(db: Database, rows: list[dict]) -> None:
-    from troth.events.schema import EVENT_COLUMNS, EVENT_SCHEMA, rows_to_table
-
-    full = []
-    for n, r in enumerate(rows):
-        when = r.get("at", AS_OF - timedelta(days=1))
-        props = r.get("properties")
-        values = {
-            "message_id": f"m{n}-{r.get('event')}-{when}",
-            "type": r.get("type", "track"),
-            "event": r.get("event"),
-            "user_id": r.get("user", "u1"),
-            "timestamp": when,
-            "received_at": when,
-            "channel": r.get("channel"),
-            "properties": None if props is None else json.dumps(props),
-        }
-        full.append(tuple(values.get(c) for c in EVENT_COLUMNS))
-    db.insert_events(rows_to_table(full, EVENT_SCHEMA))
+    """Insert events dated a day before AS_OF unless a row says `at` (see add_events)."""
+    add_events(db, rows, AS_OF - timedelta(days=1))
 
 
 def test_every_documented_feature_is_a_column(db: Database) -> None:

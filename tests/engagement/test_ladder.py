@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.engagement.events import add_events
 from troth.engagement.features import COMPANY_CONTACTS
 from troth.engagement.ladder import (
     LADDER_DOCS,
@@ -24,7 +25,6 @@ from troth.engagement.ladder import (
     ladder_summary,
 )
 from troth.errors import TrothError
-from troth.events.schema import EVENT_COLUMNS, EVENT_SCHEMA, rows_to_table
 from troth.identity import events_with_customer
 from troth.identity.runner import resolve_identities
 from troth.store import Database
@@ -34,22 +34,8 @@ DAY = timedelta(days=1)
 
 
 def add(db: Database, rows: list[dict]) -> None:
-    """Insert events: keys as tests.engagement.test_features.add, plus traits and context."""
-    full = []
-    for n, r in enumerate(rows):
-        when = r.get("at", AS_OF - DAY)
-        values = {
-            "message_id": f"m{n}-{r.get('event')}-{r.get('user', 'u1')}-{when}",
-            "type": r.get("type", "track"),
-            "event": r.get("event"),
-            "user_id": r.get("user", "u1"),
-            "timestamp": when,
-            "received_at": when,
-            "channel": r.get("channel"),
-            **{k: json.dumps(r[k]) for k in ("properties", "traits", "context") if k in r},
-        }
-        full.append(tuple(values.get(c) for c in EVENT_COLUMNS))
-    db.insert_events(rows_to_table(full, EVENT_SCHEMA))
+    """Insert events dated a day before AS_OF unless a row says `at` (see add_events)."""
+    add_events(db, rows, AS_OF - DAY)
 
 
 def ladder(db: Database, as_of: datetime = AS_OF) -> dict[str, dict]:
