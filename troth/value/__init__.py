@@ -1,0 +1,1 @@
+"""Customer value: RFM summaries, BTYD models (BG/NBD, Pareto/NBD, Gamma-Gamma), CLV and CEV."""

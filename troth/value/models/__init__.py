@@ -1,0 +1,1 @@
+"""Buy-till-you-die models fitted by maximum likelihood on compressed (x, t_x, T) rows."""
