@@ -75,11 +75,19 @@ def test_snapshots_equal_scoring_each_period_end_directly(population) -> None:
 
 
 def test_a_snapshot_needs_features_it_can_compute() -> None:
+    import ibis
+
     from troth.engagement.stages import Condition, StageRule
 
-    odd = (StageRule("connection", None, ((Condition("revenue", ">=", 1),),)),)
+    columns = ("customer_id", "event", "type", "channel")
+    events = ibis.table(
+        {**dict.fromkeys(columns, "string"), "timestamp": "timestamp('UTC')", "properties": "json"},
+        name="events",
+    )
+    inputs = stage_inputs(events, datetime(2026, 1, 1, tzinfo=UTC))
+    odd = (StageRule("connection", None, ((Condition("happiness", ">=", 1),),)),)
     with pytest.raises(TrothError, match="cannot compute"):
-        stage_snapshots(None, [datetime(2026, 1, 1, tzinfo=UTC)], 180, odd)  # type: ignore[arg-type]
+        stage_snapshots(inputs, [datetime(2026, 1, 1, tzinfo=UTC)], 180, odd)
 
 
 def _score(db: Database, as_of: datetime, **stages: object) -> None:

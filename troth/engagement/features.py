@@ -20,6 +20,7 @@ __all__ = [
     "VOICE",
     "customer_features",
     "event_facts",
+    "feature_aggregates",
     "utc_day",
 ]
 
@@ -129,7 +130,7 @@ def customer_features(events: ir.Table, as_of: datetime, since: datetime | None 
     f = event_facts(events, as_of)
     if since is not None:
         f = f.filter(f.timestamp >= ibis.literal(since, type="timestamp('UTC')"))
-    grouped = f.group_by("customer_id").aggregate(**_aggregates(f))
+    grouped = f.group_by("customer_id").aggregate(**feature_aggregates(f))
     return _finish(grouped, as_of)
 
 
@@ -171,7 +172,7 @@ def event_facts(events: ir.Table, as_of: datetime) -> ir.Table:
     )
 
 
-def _aggregates(f: ir.Table) -> dict[str, ir.Value]:
+def feature_aggregates(f: ir.Table) -> dict[str, ir.Value]:
     """Return the feature aggregates over the facts `f`, by column name."""
     name, own = f.event, f.own
     # COUNT(*) FILTER, not SUM(bool): DuckDB sums booleans into HUGEINT, which Ibis can't read.
