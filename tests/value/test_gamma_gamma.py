@@ -12,7 +12,8 @@ from lifetimes.datasets import load_cdnow_summary_data_with_monetary_value
 from scipy.special import gammaln
 
 from troth.errors import TrothError
-from troth.value.models.gamma_gamma import GammaGamma, ModelFitError, ModelInputError
+from troth.value.models.base import ConvergenceError, ModelInputError
+from troth.value.models.gamma_gamma import GammaGamma
 
 
 def simulate_spend(
@@ -186,7 +187,7 @@ def test_no_heterogeneity_is_a_clear_fit_error():
     rng = np.random.default_rng(13)
     x = 1.0 + rng.poisson(2.0, 5000)
     m = rng.gamma(4 * x, 1 / (0.3 * x))  # every customer has the same nu
-    with pytest.raises(ModelFitError, match="no heterogeneity"):
+    with pytest.raises(ConvergenceError, match="no heterogeneity"):
         GammaGamma().fit(x, m)
 
 

@@ -21,23 +21,15 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import minimize
 from scipy.special import digamma, gammaln, polygamma
 
-from troth.errors import TrothError
+from troth.value.models.base import ConvergenceError, ModelInputError
 
-__all__ = ["GammaGamma", "ModelFitError", "ModelInputError"]
+__all__ = ["GammaGamma"]
 
 # Parameters beyond e**25 (~7e10) mean the optimiser ran to a boundary of the parameter
 # space (e.g. no spread in spend between customers): there is no finite MLE to report.
 _MAX_LOG_PARAM = 25.0
 # Large inputs are first fitted on about this many rows to get a close starting point.
 _SUBSAMPLE_ROWS = 20_000
-
-
-class ModelInputError(TrothError, ValueError):
-    """Data given to a customer-value model is empty, malformed or out of its domain."""
-
-
-class ModelFitError(TrothError):
-    """Maximum likelihood found no finite optimum for a customer-value model."""
 
 
 def _vector(name: str, values: ArrayLike) -> NDArray[np.float64]:
@@ -211,12 +203,12 @@ def _starting_point(data: _SpendData) -> NDArray[np.float64]:
     sample = _SpendData.build(data.x[rows], data.s[rows] / data.x[rows], data.w[rows])
     try:
         return _maximise(_Objective(sample), np.zeros(3))
-    except ModelFitError:
+    except ConvergenceError:
         return np.zeros(3)
 
 
 def _maximise(objective: _Objective, start: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Return the log-parameters maximising the likelihood, or raise `ModelFitError`."""
+    """Return the log-parameters maximising the likelihood, or raise `ConvergenceError`."""
     result = minimize(
         objective.value_and_grad,
         x0=start,
@@ -242,7 +234,7 @@ def _maximise(objective: _Objective, start: NDArray[np.float64]) -> NDArray[np.f
             break
     _, grad, _ = objective.evaluate(theta)
     if not np.all(np.abs(grad) < 1e-7) or np.abs(theta).max() > _MAX_LOG_PARAM:
-        raise ModelFitError(
+        raise ConvergenceError(
             "Gamma-Gamma fit did not converge to finite parameters "
             f"(log p, log q, log v = {np.round(theta, 3).tolist()}: {result.message}). "
             "This happens when mean spend varies between customers no more than one "
@@ -291,7 +283,7 @@ class GammaGamma:
         ModelInputError
             On NaN, negative or zero spend of a repeat buyer, negative weights, no repeat
             buyers, or fewer than two distinct spends (no finite MLE exists then).
-        ModelFitError
+        ConvergenceError
             When the optimiser does not converge to a finite optimum.
         """
         x, m = _frequency_and_spend(frequency, monetary_value)
@@ -319,7 +311,7 @@ class GammaGamma:
             # observed information -H must be positive definite at a proper maximum
             chol = np.linalg.cholesky(-hess)
         except np.linalg.LinAlgError as error:
-            raise ModelFitError(
+            raise ConvergenceError(
                 "Gamma-Gamma fit ended where the likelihood is not at a maximum; "
                 "standard errors are undefined. Check the data for outliers."
             ) from error
