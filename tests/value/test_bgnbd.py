@@ -13,7 +13,7 @@ from scipy.optimize import check_grad
 
 from troth.errors import TrothError
 from troth.value.models import bgnbd, modified_bgnbd
-from troth.value.models.base import ConvergenceError, ModelInputError
+from troth.value.models.base import ConvergenceError, ModelInputError, compress_rows
 from troth.value.models.bgnbd import BGNBD
 from troth.value.models.modified_bgnbd import ModifiedBGNBD
 
@@ -119,7 +119,7 @@ def test_analytic_gradient_matches_finite_differences(model_cls, simulate, oracl
         return float(weights @ model_cls._row_loglik(log_params, data)[0])
 
     def gradient(log_params: np.ndarray) -> np.ndarray:
-        return weights @ model_cls._row_loglik(log_params, data)[1]
+        return model_cls._row_loglik(log_params, data)[1] @ weights
 
     for point in ([0.0, 0.0, 0.0, 0.0], [-0.7, 1.1, 0.2, 0.9], [1.0, 2.0, -1.0, -0.5]):
         point = np.array(point)
@@ -230,3 +230,16 @@ def test_probability_alive_of_non_repeaters_is_one_only_in_BGNBD() -> None:
     params = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
     assert BGNBD().set_params(**params).probability_alive(0, 0.0, 30.0)[0] == 1.0
     assert ModifiedBGNBD().set_params(**params).probability_alive(0, 0.0, 30.0)[0] < 1.0
+
+
+def test_compress_rows_matches_numpy_unique_rows() -> None:
+    rng = np.random.default_rng(13)
+    x = rng.integers(0, 20, 5000).astype(float)
+    t_x = np.floor(rng.uniform(0, 30, 5000)) / 7  # fractional weeks: sorted, not offset, codes
+    T = rng.integers(30, 40, 5000).astype(float)
+    weights = rng.uniform(0, 2, 5000)
+    rows = compress_rows(x, t_x, T, weights=weights)
+    unique, inverse = np.unique(np.column_stack([x, t_x, T]), axis=0, return_inverse=True)
+    np.testing.assert_array_equal(np.column_stack(rows.columns), unique)
+    np.testing.assert_array_equal(rows.inverse, inverse.reshape(-1))
+    np.testing.assert_allclose(rows.weights, np.bincount(inverse.reshape(-1), weights))

@@ -31,7 +31,8 @@ __all__ = [
 ]
 
 FloatArray = NDArray[np.float64]
-# Per-row log-likelihood (n,) and its gradient with respect to the log-parameters (n, k).
+# Per-row log-likelihood (n,) and its gradient with respect to the log-parameters (k, n):
+# parameters first, so that weighting is k contiguous dot products (gemv on (n, k) is ~10x slower).
 RowLogLikelihood = Callable[[FloatArray, tuple[FloatArray, ...]], tuple[FloatArray, FloatArray]]
 
 _Z95 = 1.959963984540054  # standard normal quantile for a two-sided 95% interval
@@ -56,14 +57,42 @@ class CompressedRows:
 
 def compress_rows(*columns: FloatArray, weights: FloatArray | None = None) -> CompressedRows:
     """Return the unique rows of the stacked `columns` with summed weights (1 each by default)."""
-    stacked = np.column_stack(columns)
-    unique, inverse = np.unique(stacked, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    if weights is None:
-        summed = np.bincount(inverse, minlength=unique.shape[0]).astype(np.float64)
+    # np.unique(axis=0) sorts rows lexicographically and is ~10x slower than a 1-D unique on
+    # 1M rows; code each column, then combine the codes into one integer key (mixed radix).
+    codes = []
+    values = []
+    radix = 1
+    for column in columns:
+        low, high = column.min(), column.max()
+        if high - low < 2**20 and np.array_equal(column, np.floor(column)):
+            # Whole numbers (counts, days): the offset is the code, no sort needed.
+            unique_values = np.arange(low, high + 1)
+            code = (column - low).astype(np.int64)
+        else:
+            unique_values, code = np.unique(column, return_inverse=True)
+        values.append(unique_values)
+        codes.append(code.reshape(-1).astype(np.int64))
+        radix *= unique_values.size
+    if radix < 2**62:
+        key = np.zeros(columns[0].size, dtype=np.int64)
+        for code, unique_values in zip(codes, values, strict=True):
+            key = key * unique_values.size + code
+        unique_keys, inverse = np.unique(key, return_inverse=True)
+        unique_codes = []
+        for unique_values in reversed(values):
+            unique_codes.append(unique_keys % unique_values.size)
+            unique_keys = unique_keys // unique_values.size
+        unique_columns = tuple(v[c] for v, c in zip(values, reversed(unique_codes), strict=True))
     else:
-        summed = np.bincount(inverse, weights=weights, minlength=unique.shape[0])
-    return CompressedRows(tuple(unique.T.copy()), summed, inverse)
+        unique, inverse = np.unique(np.column_stack(columns), axis=0, return_inverse=True)
+        unique_columns = tuple(unique.T.copy())
+    inverse = inverse.reshape(-1)
+    n_unique = unique_columns[0].size
+    if weights is None:
+        summed = np.bincount(inverse, minlength=n_unique).astype(np.float64)
+    else:
+        summed = np.bincount(inverse, weights=weights, minlength=n_unique)
+    return CompressedRows(unique_columns, summed, inverse)
 
 
 def _as_float_array(name: str, values: ArrayLike) -> FloatArray:
@@ -141,7 +170,7 @@ def fit_log_params(
     def objective(log_params: FloatArray) -> tuple[float, FloatArray]:
         ll, grad = row_loglik(log_params, data)
         value = -float(weights @ ll) / total
-        gradient = -(weights @ grad) / total
+        gradient = -(grad @ weights) / total
         if not np.isfinite(value) or not np.all(np.isfinite(gradient)):
             # Steer the line search away from overflowing regions instead of failing.
             return 1e300, np.zeros_like(log_params)
@@ -183,7 +212,7 @@ def hessian_from_gradient(
         shift[i] = step
         _, grad_up = row_loglik(log_params + shift, data)
         _, grad_down = row_loglik(log_params - shift, data)
-        hessian[i] = -(weights @ grad_up - weights @ grad_down) / (2 * step)
+        hessian[i] = -(grad_up @ weights - grad_down @ weights) / (2 * step)
     return (hessian + hessian.T) / 2
 
 
@@ -225,7 +254,7 @@ class BTYDModel:
     def _row_loglik(
         log_params: FloatArray, data: tuple[FloatArray, ...]
     ) -> tuple[FloatArray, FloatArray]:
-        """Per-row log-likelihood and its gradient w.r.t. log-parameters for data (x, t_x, T)."""
+        """Per-row log-likelihood (n,) and its gradient w.r.t. log-parameters (k, n)."""
         raise NotImplementedError
 
     def _check_identifiable(self, x: FloatArray, weights: FloatArray) -> None:

@@ -131,19 +131,19 @@ class BGNBD(BTYDModel):
         w_dead = np.exp(log_dead_term - log_sum)
         ll = a1 + a2 + log_sum
 
-        grad = np.empty((x.size, 4))
-        grad[:, 0] = (
+        grad = np.empty((4, x.size))
+        grad[0] = (
             digamma(r + x)
             - digamma(r)
             + np.log(alpha)
             - w_alive * np.log(alpha + t_cal)
             - w_dead * np.log(alpha + t_x)
         )
-        grad[:, 1] = r / alpha - (r + x) * (w_alive / (alpha + t_cal) + w_dead / (alpha + t_x))
+        grad[1] = r / alpha - (r + x) * (w_alive / (alpha + t_cal) + w_dead / (alpha + t_x))
         psi_ab = digamma(a + b) - digamma(a + b + x + s)
-        grad[:, 2] = psi_ab + w_dead / a
-        grad[:, 3] = psi_ab + digamma(b + x + s) - digamma(b) - w_dead / (b + offset)
-        grad *= np.array([r, alpha, a, b])
+        grad[2] = psi_ab + w_dead / a
+        grad[3] = psi_ab + digamma(b + x + s) - digamma(b) - w_dead / (b + offset)
+        grad *= np.array([[r], [alpha], [a], [b]])
         return ll, grad
 
     def _check_identifiable(self, x: FloatArray, weights: FloatArray) -> None:
