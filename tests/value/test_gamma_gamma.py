@@ -222,3 +222,17 @@ def test_predicting_before_fit_is_a_clear_error():
         GammaGamma().expected_average_value([1], [10.0])
     with pytest.raises(ModelInputError, match="not fitted"):
         GammaGamma().population_mean_value()
+
+
+def test_very_large_frequencies_fit_like_small_ones():
+    x, m = simulate_spend(2000, p=4.0, q=3.0, v=20.0, rng=np.random.default_rng(13))
+    model = GammaGamma().fit(x, m)
+    # one extreme customer would make a count table over 0..max(x) huge: handled by sorting
+    x_big, m_big = np.append(x, 10**9), np.append(m, 30.0)
+    big = GammaGamma().fit(x_big, m_big)
+    assert big.params == pytest.approx(model.params, rel=0.05)
+
+
+def test_non_numeric_input_is_a_clear_error():
+    with pytest.raises(ModelInputError, match="numeric"):
+        GammaGamma().fit(["a", "b"], [1.0, 2.0])

@@ -30,11 +30,18 @@ __all__ = ["GammaGamma"]
 _MAX_LOG_PARAM = 25.0
 # Large inputs are first fitted on about this many rows to get a close starting point.
 _SUBSAMPLE_ROWS = 20_000
+# Largest gradient component of the mean log-likelihood (in log-parameters) at an optimum.
+_GRADIENT_TOL = 1e-7
+# A standard error of q this many times q itself means the data cannot tell q from infinity.
+_MAX_RELATIVE_SE_Q = 10.0
 
 
 def _vector(name: str, values: ArrayLike) -> NDArray[np.float64]:
     """Return `values` as a finite 1-D float array, or raise naming the column."""
-    array = np.asarray(values, dtype=float)
+    try:
+        array = np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as error:
+        raise ModelInputError(f"{name} must be numeric; convert it to numbers first.") from error
     if array.ndim == 0:
         array = array.reshape(1)
     if array.ndim != 1:
@@ -90,9 +97,14 @@ class _SpendData:
         """Return the statistics of the rows with x > 0 and w > 0."""
         keep = (x > 0) & (w > 0)
         x, m, w = x[keep], m[keep], w[keep]
-        # x holds whole numbers (validated), so counting beats sorting for the distinct x
-        counts = np.bincount(x.astype(np.int64), weights=w)
-        x_unique = np.flatnonzero(counts).astype(float)
+        if x.size and x.max() <= 4 * x.size + 1000:
+            # x holds whole numbers (validated), so counting beats sorting for distinct x
+            counts = np.bincount(x.astype(np.int64), weights=w)
+            x_unique = np.flatnonzero(counts).astype(float)
+            w_unique = counts[x_unique.astype(np.int64)]
+        else:
+            x_unique, inverse = np.unique(x, return_inverse=True)
+            w_unique = np.bincount(inverse, weights=w)
         s = x * m
         wx = w * x
         return cls(
@@ -101,7 +113,7 @@ class _SpendData:
             w=w,
             wx=wx,
             x_unique=x_unique,
-            w_unique=counts[x_unique.astype(np.int64)],
+            w_unique=w_unique,
             total_weight=float(w.sum()),
             sum_wx_log_s=float(wx @ np.log(s)),
             sum_w_log_m=float(w @ np.log(m)),
@@ -190,25 +202,59 @@ class _Objective:
         return self.evaluate(theta)[2]
 
 
-def _starting_point(data: _SpendData) -> NDArray[np.float64]:
-    """Return log-parameters to start from: the fit on an evenly strided subsample.
+def _starting_point(data: _SpendData) -> NDArray[np.float64] | None:
+    """Return log-parameters fitted on an evenly strided subsample, or None for small data.
 
-    Far from the optimum trust-exact needs ~10 steps; taking them on 1 row in k makes
-    them cheap, and the full data then needs only the last few (quadratic) steps.
+    Far from the optimum the optimiser needs ~10 steps; taking them on 1 row in k makes
+    them cheap, and the full data then needs only a few (quadratic) Newton steps.
     """
     stride = data.x.size // _SUBSAMPLE_ROWS
     if stride < 2:
-        return np.zeros(3)
+        return None
     rows = slice(0, None, stride)
     sample = _SpendData.build(data.x[rows], data.s[rows] / data.x[rows], data.w[rows])
     try:
         return _maximise(_Objective(sample), np.zeros(3))
     except ConvergenceError:
-        return np.zeros(3)
+        return None
 
 
-def _maximise(objective: _Objective, start: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Return the log-parameters maximising the likelihood, or raise `ConvergenceError`."""
+def _newton(objective: _Objective, theta: NDArray[np.float64], steps: int) -> NDArray[np.float64]:
+    """Take up to `steps` Newton steps from `theta` while the Hessian is positive definite."""
+    for _ in range(steps):
+        _, grad, hess = objective.evaluate(theta)
+        if not np.all(np.isfinite(hess)) or np.abs(theta).max() > _MAX_LOG_PARAM:
+            break
+        try:
+            # only near a minimum is the Newton step a descent step
+            np.linalg.cholesky(hess)
+            step = np.linalg.solve(hess, grad)
+        except np.linalg.LinAlgError:
+            break
+        theta = theta - step
+        if np.abs(step).max() < 1e-10:
+            break
+    return theta
+
+
+def _converged(objective: _Objective, theta: NDArray[np.float64]) -> bool:
+    """Return whether `theta` is a finite stationary point of the objective."""
+    _, grad, _ = objective.evaluate(theta)
+    return bool(np.all(np.abs(grad) < _GRADIENT_TOL)) and np.abs(theta).max() <= _MAX_LOG_PARAM
+
+
+def _maximise(
+    objective: _Objective, start: NDArray[np.float64], newton_first: bool = False
+) -> NDArray[np.float64]:
+    """Return the log-parameters maximising the likelihood, or raise `ConvergenceError`.
+
+    `newton_first` tries plain Newton steps from a start known to be close (the subsample
+    fit) before the safeguarded trust-region method.
+    """
+    if newton_first:
+        theta = _newton(objective, start, steps=8)
+        if _converged(objective, theta):
+            return theta
     result = minimize(
         objective.value_and_grad,
         x0=start,
@@ -217,23 +263,11 @@ def _maximise(objective: _Objective, start: NDArray[np.float64]) -> NDArray[np.f
         method="trust-exact",
         options={"gtol": 1e-9, "maxiter": 500},
     )
-    theta = result.x
     # Near the optimum the decrease of the mean log-likelihood falls below float precision
     # and trust-exact may stop ("bad approximation") just short of gtol. Newton steps need
     # only the gradient and Hessian, which stay accurate there, so finish with a few.
-    for _ in range(5):
-        _, grad, hess = objective.evaluate(theta)
-        if not np.all(np.isfinite(grad)) or np.abs(theta).max() > _MAX_LOG_PARAM:
-            break
-        try:
-            step = np.linalg.solve(hess, grad)
-        except np.linalg.LinAlgError:
-            break
-        theta = theta - step
-        if np.abs(step).max() < 1e-12:
-            break
-    _, grad, _ = objective.evaluate(theta)
-    if not np.all(np.abs(grad) < 1e-7) or np.abs(theta).max() > _MAX_LOG_PARAM:
+    theta = _newton(objective, result.x, steps=5)
+    if not _converged(objective, theta):
         raise ConvergenceError(
             "Gamma-Gamma fit did not converge to finite parameters "
             f"(log p, log q, log v = {np.round(theta, 3).tolist()}: {result.message}). "
@@ -284,7 +318,14 @@ class GammaGamma:
             On NaN, negative or zero spend of a repeat buyer, negative weights, no repeat
             buyers, or fewer than two distinct spends (no finite MLE exists then).
         ConvergenceError
-            When the optimiser does not converge to a finite optimum.
+            When the optimiser does not converge to a finite optimum, or when mean spend
+            shows no heterogeneity between customers (q not distinguishable from infinity).
+
+        Notes
+        -----
+        A fitted q <= 1 is returned as is: the likelihood is fine, but the population mean
+        spend p v / (q - 1) is infinite, so `population_mean_value` raises and
+        `expected_average_value` raises for customers with p x + q <= 1.
         """
         x, m = _frequency_and_spend(frequency, monetary_value)
         w = np.ones_like(x) if weights is None else _vector("weights", weights)
@@ -304,7 +345,12 @@ class GammaGamma:
                 "all repeat buyers have the same mean spend (or there is only one): the "
                 "likelihood has no finite maximum; fit on more customers."
             )
-        theta = _maximise(_Objective(data), _starting_point(data))
+        start = _starting_point(data)
+        objective = _Objective(data)
+        if start is None:
+            theta = _maximise(objective, np.zeros(3))
+        else:
+            theta = _maximise(objective, start, newton_first=True)
         params = np.exp(theta)
         ll, _, hess = _log_likelihood(params, data, order=2)
         try:
@@ -316,6 +362,15 @@ class GammaGamma:
                 "standard errors are undefined. Check the data for outliers."
             ) from error
         covariance = np.linalg.inv(chol).T @ np.linalg.inv(chol)
+        if np.sqrt(covariance[1, 1]) > _MAX_RELATIVE_SE_Q * params[1]:
+            # q -> infinity is the limit with no spread of nu between customers: the
+            # likelihood is flat in q there, and q, v would be arbitrary points on that ridge
+            raise ConvergenceError(
+                "Gamma-Gamma found no heterogeneity in spend between customers (q grows "
+                f"without bound; q = {params[1]:.3g} is not identified). Every customer's "
+                f"expected transaction value is then the overall mean, "
+                f"{params[0] * params[2] / (params[1] - 1):.4g}; use it directly."
+            )
         names = ("p", "q", "v")
         self.params = {name: float(value) for name, value in zip(names, params, strict=True)}
         self.standard_errors = {
