@@ -147,11 +147,37 @@ def test_summary_equals_lifetimes_on_random_logs(log, freq, calibration, extra_d
         assert (ours[["frequency_holdout", "monetary_value_holdout"]] == 0).all().all()
 
 
-@given(log=logs(), extra_days=st.none() | st.integers(0, 400))
-def test_month_summary_counts_calendar_months(log, extra_days) -> None:
+@given(
+    log=logs(),
+    calibration=st.none() | st.floats(0.0, 1.0),
+    extra_days=st.none() | st.integers(0, 400),
+)
+def test_month_summary_counts_calendar_months(log, calibration, extra_days) -> None:
     end = None if extra_days is None else log.time.max() + timedelta(days=extra_days)
-    ours = rfm_summary(log, "customer", "time", "value", observation_end=end, freq="M")
-    assert_same(ours, month_summary(log, end))
+    if calibration is None:
+        ours = rfm_summary(log, "customer", "time", "value", observation_end=end, freq="M")
+        assert_same(ours, month_summary(log, end))
+        return
+    cal_end = log.time.min() + (log.time.max() - log.time.min()) * calibration
+    ours = rfm_summary(log, "customer", "time", "value", cal_end, end, freq="M")
+    theirs = month_summary(log[log.time <= cal_end], cal_end)
+    holdout = log[log.time > cal_end]
+    months = holdout.time.dt.to_period("M")
+    theirs["frequency_holdout"] = months.groupby(holdout.customer).nunique()
+    theirs["monetary_value_holdout"] = holdout.groupby("customer").value.mean()
+    theirs = theirs.fillna(0.0)
+    end_month = (end or log.time.max()).to_period("M")
+    theirs["duration_holdout"] = float((end_month - cal_end.to_period("M")).n)
+    assert_same(ours, theirs)
+
+
+def test_a_date_column_is_taken_as_midnight_utc() -> None:
+    log = cdnow()
+    dates = log.assign(time=log.time.dt.date)
+    pd.testing.assert_frame_equal(
+        rfm_summary(dates, "customer", "time", "value", freq="W"),
+        rfm_summary(log, "customer", "time", "value", freq="W"),
+    )
 
 
 @pytest.mark.parametrize(("freq", "pandas_freq"), [("h", "h"), ("D", "D"), ("W", "W"), ("M", "M")])
