@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from lifetimes import ParetoNBDFitter
 from lifetimes.datasets import load_cdnow_summary
@@ -148,15 +148,17 @@ def test_s_equal_one_is_the_limit_of_nearby_s() -> None:
     s=st.floats(0.3, 1.5),
     beta=st.floats(2.0, 20.0),
 )
+@example(r=1.0, alpha=2.0, s=1.0, beta=2.0)  # failed CI when times were on a day grid
 def test_fit_recovers_simulated_parameters(r: float, alpha: float, s: float, beta: float) -> None:
     rng = np.random.default_rng(13)
     truth = {"r": r, "alpha": alpha, "s": s, "beta": beta}
-    frequency, recency, T = simulate_pareto_nbd(rng, 40_000, **truth)
+    # Times in continuous time: flooring recency to a day grid biases beta down by several
+    # standard errors for frequent buyers (a last purchase a day before T reads as dropout).
+    frequency, recency, T = simulate_pareto_nbd(rng, 40_000, **truth, resolution=1e-6)
     model = ParetoNBD().fit(frequency, recency, T)
     for name, value in truth.items():
         error = abs(model.params[name] - value)
-        # 5 standard errors, plus a little for the day-grid rounding of the simulated times
-        assert error < 5 * model.standard_errors[name] + 0.02 * value, (name, model.params)
+        assert error < 5 * model.standard_errors[name], (name, model.params)
 
 
 def test_weights_equal_expansion() -> None:

@@ -16,13 +16,12 @@ vectorised log-likelihood (four parameters, eight evaluations on the unique rows
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import minimize
-from scipy.special import expit, gammaln, hyp2f1
+from scipy.special import digamma, expit, gammaln, hyp2f1
 
 from troth.errors import TrothError
 
@@ -48,12 +47,17 @@ class ParetoNBDFitError(TrothError):
 
 @dataclass(frozen=True)
 class _Rows:
-    """Unique (x, t_x, T) rows and how many customers each one stands for."""
+    """Unique (x, t_x, T) rows, how many customers each stands for, and the unique (x, t)
+    pairs their 2F1 terms need (``recency_pair``/``age_pair`` index ``pair_x``/``pair_t``)."""
 
     x: NDArray[np.float64]
     t_x: NDArray[np.float64]
     T: NDArray[np.float64]
     weight: NDArray[np.float64]
+    pair_x: NDArray[np.float64]
+    pair_t: NDArray[np.float64]
+    recency_pair: NDArray[np.intp]
+    age_pair: NDArray[np.intp]
 
 
 def _validate(
@@ -84,18 +88,45 @@ def _validate(
     return x, t_x, age
 
 
+def _group(*keys: NDArray[np.float64]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Return (one index per distinct key tuple, group number of every element)."""
+    order = np.lexsort(keys[::-1])
+    changed = np.zeros(len(order), dtype=bool)
+    changed[:1] = True
+    for key in keys:
+        ordered = key[order]
+        changed[1:] |= ordered[1:] != ordered[:-1]
+    group = np.empty(len(order), dtype=np.intp)
+    group[order] = np.cumsum(changed) - 1
+    return order[changed], group
+
+
 def _compress(
     x: NDArray[np.float64],
     t_x: NDArray[np.float64],
     age: NDArray[np.float64],
     weights: NDArray[np.float64],
 ) -> _Rows:
-    """Return the unique (x, t_x, T) rows with summed weights."""
-    stacked = np.column_stack((x, t_x, age))
-    unique, inverse = np.unique(stacked, axis=0, return_inverse=True)
-    summed = np.bincount(inverse.ravel(), weights=weights, minlength=len(unique))
-    keep = summed > 0
-    return _Rows(unique[keep, 0], unique[keep, 1], unique[keep, 2], summed[keep])
+    """Return the unique (x, t_x, T) rows with summed weights (zero-weight rows dropped)."""
+    keep = weights > 0
+    x, t_x, age, weights = x[keep], t_x[keep], age[keep], weights[keep]
+    first, group = _group(x, t_x, age)
+    summed = np.bincount(group, weights=weights, minlength=len(first))
+    x, t_x, age = x[first], t_x[first], age[first]
+    # The 2F1 terms depend on (x, t) only: far fewer pairs than rows (a few thousand at 1M
+    # customers on a daily grid), so each likelihood evaluation calls hyp2f1 on those.
+    pair_first, pair_group = _group(np.concatenate((x, x)), np.concatenate((t_x, age)))
+    both_x, both_t = np.concatenate((x, x)), np.concatenate((t_x, age))
+    return _Rows(
+        x,
+        t_x,
+        age,
+        summed,
+        both_x[pair_first],
+        both_t[pair_first],
+        pair_group[: len(x)],
+        pair_group[len(x) :],
+    )
 
 
 def _log1mexp(d: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -105,36 +136,28 @@ def _log1mexp(d: NDArray[np.float64]) -> NDArray[np.float64]:
         return np.where(d > -np.log(2.0), np.log(-np.expm1(d)), np.log1p(-np.exp(d)))
 
 
-def _log_A0(
-    params: NDArray[np.float64],
-    x: NDArray[np.float64],
-    t_x: NDArray[np.float64],
-    age: NDArray[np.float64],
+def _log_term(
+    params: NDArray[np.float64], x: NDArray[np.float64], t: NDArray[np.float64]
 ) -> NDArray[np.float64]:
-    """Return log A_0 of FHL eqs. (19)-(20); -inf where recency equals T (A_0 = 0).
+    """Return log of ``2F1(a, b; a+1; z) / (m+t)^a``, one of the two terms of FHL eqs. (19)-(20).
 
-    Each 2F1 term ``2F1(a, b; a+1; z) / (m+t)^a`` with ``a = r+s+x``, ``m = max(alpha, beta)``,
-    ``z = |alpha-beta| / (m+t)`` is taken through the Euler transformation, which leaves a
-    bounded series ``2F1(1, b'; a+1; z)`` times ``(1-z)^(1-b)``, with ``1-z = (min+t)/(m+t)``.
+    Here ``a = r+s+x``, ``m = max(alpha, beta)``, ``z = |alpha-beta| / (m+t)``, and ``b = s+1``
+    when alpha >= beta (eq. 19), ``b = r+x`` otherwise (eq. 20). The Euler transformation
+    leaves a bounded series ``2F1(1, a+1-b; a+1; z)`` times ``(1-z)^(1-b)``, with
+    ``1-z = (min(alpha, beta)+t)/(m+t)``, so nothing overflows for large x.
     """
     r, alpha, s, beta = params
     a = r + s + x
     if alpha >= beta:
-        big, small, power, b_prime = alpha, beta, s, r + x  # FHL eq. (19): b = s + 1
+        big, small, power, b_prime = alpha, beta, s, r + x
     else:
-        big, small, power, b_prime = beta, alpha, r + x - 1.0, s + 1.0  # eq. (20): b = r + x
-    gap = big - small
-
-    def log_term(t: NDArray[np.float64]) -> NDArray[np.float64]:
-        log_big = np.log(big + t)
-        return (
-            -a * log_big
-            - power * (np.log(small + t) - log_big)
-            + np.log(hyp2f1(1.0, b_prime, a + 1.0, gap / (big + t)))
-        )
-
-    at_recency = log_term(t_x)
-    return at_recency + _log1mexp(log_term(age) - at_recency)
+        big, small, power, b_prime = beta, alpha, r + x - 1.0, s + 1.0
+    log_big = np.log(big + t)
+    return (
+        -a * log_big
+        - power * (np.log(small + t) - log_big)
+        + np.log(hyp2f1(1.0, b_prime, a + 1.0, (big - small) / (big + t)))
+    )
 
 
 def _log_likelihood_parts(
@@ -142,15 +165,22 @@ def _log_likelihood_parts(
     x: NDArray[np.float64],
     t_x: NDArray[np.float64],
     age: NDArray[np.float64],
+    log_terms: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """Return (log A_1, log of the 'alive at T' term, log of the 'died in (t_x, T]' term).
 
     The individual log-likelihood, FHL eq. (18), is ``A_1 + logaddexp(alive, died)``.
+    ``log_terms`` are `_log_term` at (x, t_x) and (x, T) when the caller has them already.
     """
     r, alpha, s, beta = params
+    if log_terms is None:
+        log_terms = (_log_term(params, x, t_x), _log_term(params, x, age))
+    at_recency, at_age = log_terms
+    # log A_0 = log(term(t_x) - term(T)); the difference is >= 0 and 0 when t_x = T.
+    log_a0 = at_recency + _log1mexp(at_age - at_recency)
     log_a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
     alive = -(r + x) * np.log(alpha + age) - s * np.log(beta + age)
-    died = np.log(s) - np.log(r + s + x) + _log_A0(params, x, t_x, age)
+    died = np.log(s) - np.log(r + s + x) + log_a0
     return log_a1, alive, died
 
 
@@ -163,6 +193,84 @@ def _individual_log_likelihood(
     """Return the log-likelihood of each customer's (x, t_x, T), FHL eq. (18)."""
     log_a1, alive, died = _log_likelihood_parts(params, x, t_x, age)
     return log_a1 + np.logaddexp(alive, died)
+
+
+def _negative_log_likelihood(
+    log_params: NDArray[np.float64], rows: _Rows
+) -> tuple[float, NDArray[np.float64]]:
+    """Return minus the weighted log-likelihood (FHL eq. 18) and its gradient in log-params.
+
+    The gradient is analytic (digamma and rational terms) except for the derivatives of the
+    2F1 terms with respect to r, alpha, s, beta, which have no closed form: those are central
+    differences of `_log_term` on the unique (x, t) pairs only, then chained through the rows.
+    """
+    params = np.exp(log_params)
+    r, alpha, s, beta = params
+    x, age = rows.x, rows.T
+    terms = _log_term(params, rows.pair_x, rows.pair_t)
+    d_terms = np.empty((4, len(terms)))
+    for k in range(4):
+        step = np.zeros(4)
+        step[k] = _GRAD_STEP
+        d_terms[k] = (
+            _log_term(np.exp(log_params + step), rows.pair_x, rows.pair_t)
+            - _log_term(np.exp(log_params - step), rows.pair_x, rows.pair_t)
+        ) / (2 * _GRAD_STEP)
+    at_recency, at_age = terms[rows.recency_pair], terms[rows.age_pair]
+    log_a1, alive, died = _log_likelihood_parts(params, x, rows.t_x, age, (at_recency, at_age))
+    ll = log_a1 + np.logaddexp(alive, died)
+    share_alive = expit(alive - died)  # the weight of each branch in d logaddexp
+    # d log A_0 = (d term(t_x) - e^delta d term(T)) / (1 - e^delta), delta = term(T) - term(t_x);
+    # rows with t_x = T have A_0 = 0 and no 'died' branch (share_alive = 1).
+    ratio = np.exp(np.minimum(at_age - at_recency, 0.0))
+    open_span = ratio < 1.0
+    inv_gap = np.where(open_span, 1.0 / np.where(open_span, 1.0 - ratio, 1.0), 0.0)
+    r_s_x = r + s + x
+    log_alpha_age, log_beta_age = np.log(alpha + age), np.log(beta + age)
+    d_a1 = (
+        params[0] * (digamma(r + x) - digamma(r) + np.log(alpha)),
+        np.full_like(x, r),
+        np.full_like(x, s * np.log(beta)),
+        np.full_like(x, s),
+    )
+    d_alive = (
+        -r * log_alpha_age,
+        -alpha * (r + x) / (alpha + age),
+        -s * log_beta_age,
+        -beta * s / (beta + age),
+    )
+    d_died_rate = (-r / r_s_x, np.zeros_like(x), 1.0 - s / r_s_x, np.zeros_like(x))
+    grad = np.empty(4)
+    for k in range(4):
+        d_log_a0 = (d_terms[k][rows.recency_pair] - ratio * d_terms[k][rows.age_pair]) * inv_gap
+        d_died = d_died_rate[k] + d_log_a0
+        d_ll = d_a1[k] + share_alive * d_alive[k] + (1.0 - share_alive) * d_died
+        grad[k] = rows.weight @ np.where(open_span, d_ll, d_a1[k] + d_alive[k])
+    return -float(rows.weight @ ll), -grad
+
+
+def _log_covariance(log_params: NDArray[np.float64], rows: _Rows) -> NDArray[np.float64]:
+    """Return the inverse observed information in log-parameter space.
+
+    The Hessian is a central difference of the gradient, symmetrised; a flat or saddle-shaped
+    likelihood has no finite variance, which is reported as inf (never NaN).
+    """
+    hess = np.empty((4, 4))
+    for k in range(4):
+        step = np.zeros(4)
+        step[k] = _HESS_STEP
+        hess[k] = (
+            _negative_log_likelihood(log_params + step, rows)[1]
+            - _negative_log_likelihood(log_params - step, rows)[1]
+        ) / (2 * _HESS_STEP)
+    try:
+        cov = np.linalg.inv((hess + hess.T) / 2)
+    except np.linalg.LinAlgError:
+        cov = np.full((4, 4), np.inf)
+    diag = np.diag(cov).copy()
+    diag[~np.isfinite(diag) | (diag <= 0)] = np.inf
+    np.fill_diagonal(cov, diag)
+    return cov
 
 
 class ParetoNBD:
@@ -251,27 +359,17 @@ class ParetoNBD:
         rows = _compress(x, t_x * scale, age * scale, w)
         total = float(rows.weight.sum())
 
-        def objective(log_params: NDArray[np.float64]) -> float:
-            ll = _individual_log_likelihood(np.exp(log_params), rows.x, rows.t_x, rows.T)
-            return -float(rows.weight @ ll) / total
-
-        def gradient(log_params: NDArray[np.float64]) -> NDArray[np.float64]:
-            # Central differences: d 2F1 / d(parameters) has no closed form (see module doc).
-            grad = np.empty(4)
-            for i in range(4):
-                step = np.zeros(4)
-                step[i] = _GRAD_STEP
-                grad[i] = (objective(log_params + step) - objective(log_params - step)) / (
-                    2 * _GRAD_STEP
-                )
-            return grad
+        def mean_objective(log_params: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
+            # Per customer, so the gradient tolerance means the same at 1k and 1M customers.
+            value, grad = _negative_log_likelihood(log_params, rows)
+            return value / total, grad / total
 
         bounds = [(-_LOG_BOUND, _LOG_BOUND)] * 4
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             result = minimize(
-                objective,
+                mean_objective,
                 np.zeros(4),
-                jac=gradient,
+                jac=True,
                 method="L-BFGS-B",
                 bounds=bounds,
                 options={"maxiter": 1000, "ftol": 1e-15, "gtol": 1e-9},
@@ -288,37 +386,9 @@ class ParetoNBD:
         self._params = params
         # Each purchase contributes a rate factor lambda (per time unit): undo the rescaling.
         self.log_likelihood = -result.fun * total + float(rows.weight @ rows.x) * np.log(scale)
-        self._log_cov = self._log_covariance(objective, log_params, total)
-        return self
-
-    @staticmethod
-    def _log_covariance(
-        objective: Callable[[NDArray[np.float64]], float],
-        log_params: NDArray[np.float64],
-        total: float,
-    ) -> NDArray[np.float64]:
-        """Return the inverse observed information in log-parameter space (central 2nd diffs)."""
-        h = _HESS_STEP
-        eye = np.eye(4) * h
-        hess = np.empty((4, 4))
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            for i in range(4):
-                for j in range(i, 4):
-                    hess[i, j] = hess[j, i] = (
-                        objective(log_params + eye[i] + eye[j])
-                        - objective(log_params + eye[i] - eye[j])
-                        - objective(log_params - eye[i] + eye[j])
-                        + objective(log_params - eye[i] - eye[j])
-                    ) / (4 * h * h)
-        try:
-            cov = np.linalg.inv(hess * total)
-        except np.linalg.LinAlgError:
-            cov = np.full((4, 4), np.inf)
-        # A flat or saddle-shaped likelihood has no finite variance: say so with inf, never NaN.
-        diag = np.diag(cov).copy()
-        diag[~np.isfinite(diag) | (diag <= 0)] = np.inf
-        np.fill_diagonal(cov, diag)
-        return cov
+            self._log_cov = _log_covariance(log_params, rows)
+        return self
 
     def _require_params(self) -> NDArray[np.float64]:
         if self._params is None:
