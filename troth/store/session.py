@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import ibis
 import ibis.expr.operations as ops
 import ibis.expr.types as ir
+import pyarrow as pa
 
 from troth.errors import StoreError
 
@@ -60,6 +61,10 @@ class Session:
     def fetch(self, expr: ir.Table) -> list[tuple]:
         """Return the rows of a table expression."""
         return self._cur.execute(self.sql(expr)).fetchall()
+
+    def fetch_arrow(self, expr: ir.Table) -> pa.Table:
+        """Return the rows of a table expression as an Arrow table (columnar, no Python rows)."""
+        return self._cur.execute(self.sql(expr)).to_arrow_table()
 
     def fetch_dicts(self, expr: ir.Table) -> list[dict[str, Any]]:
         """Return the rows of a table expression as dicts keyed by column name."""

@@ -353,10 +353,4 @@ def _runner(session: Session | None):
     """Return a function running a table expression to an Arrow table."""
     if session is None:
         return lambda expr: expr.to_pyarrow()
-
-    def run(expr: ir.Table) -> pa.Table:
-        rows = session.fetch(expr)
-        records = [dict(zip(expr.columns, row, strict=True)) for row in rows]
-        return pa.Table.from_pylist(records, schema=expr.schema().to_pyarrow())
-
-    return run
+    return session.fetch_arrow
