@@ -28,6 +28,7 @@ __all__ = [
     "Settings",
     "StageSettings",
     "StoreSettings",
+    "ValueSettings",
     "load_settings",
 ]
 
@@ -208,6 +209,53 @@ class CardSettings(_Section):
         return self
 
 
+class ValueSettings(_Section):
+    """`[value]`: customer lifetime value and customer engagement value (README argues them)."""
+
+    model: Literal["bgnbd", "modified_bgnbd", "pareto_nbd"] = Field(
+        "bgnbd", description="Purchase model for P(alive) and expected purchases."
+    )
+    period: Literal["D", "W"] = Field(
+        "W", description="Time unit the purchase model counts in: 'D' days or 'W' weeks."
+    )
+    horizon_months: int = Field(
+        12, ge=1, le=120, description="Months of future value in CLV and CEV (30-day months)."
+    )
+    discount_rate_monthly: float = Field(
+        0.01, ge=0, le=1, description="Monthly discount rate of future value (0.01 is ~12.7%/year)."
+    )
+    margin: float = Field(
+        1.0, gt=0, le=1, description="Share of revenue that is contribution margin (1: revenue)."
+    )
+    referral_incrementality: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="Share of referred customers who would not have joined without the referral.",
+    )
+    influence_conversion: float = Field(
+        0.001, ge=0, description="New customers won per person reached by a review or a share."
+    )
+    default_reach: float = Field(
+        50.0, ge=0, description="People a review or share reaches when its event has no `reach`."
+    )
+    idea_value: float = Field(
+        250.0, ge=0, description="Value to the company of one adopted idea, in revenue currency."
+    )
+    feedback_value: float = Field(
+        1.0, ge=0, description="Value to the company of one piece of feedback, in currency."
+    )
+    at_risk_p_alive: float = Field(
+        0.5, gt=0, le=1, description="At risk: P(alive) below this, with a high CLV if retained."
+    )
+    at_risk_top_share: float = Field(
+        0.2,
+        gt=0,
+        le=1,
+        description="At risk: CLV if retained among this top share of buyers.",
+    )
+
+
 class DemoSettings(_Section):
     """`[demo]`: the generated sample population used by `troth demo`."""
 
@@ -224,6 +272,7 @@ class Settings(_Section):
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     stages: StageSettings = Field(default_factory=StageSettings)
     card: CardSettings = Field(default_factory=CardSettings)
+    value: ValueSettings = Field(default_factory=ValueSettings)
     mapping: dict[str, MappingSettings] = Field(
         default_factory=dict, description="Named column mappings for `troth import --mapping NAME`."
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +37,7 @@ from troth.ingest.files import ImportSummary, import_file
 from troth.ingest.mapping import TableMapping
 from troth.store import Database, open_database
 from troth.store.summary import store_summary
+from troth.value.scoring import score_value
 
 __all__ = ["Engine"]
 
@@ -113,13 +115,15 @@ class Engine:
         if identities_stale(self.db):
             self.resolve_identities()
         when = as_of or datetime.now(UTC)
-        return score_customers(
+        stages = score_customers(
             self.db,
             when,
             self.settings.stages.model_dump(),
             self.settings.card.model_dump(),
             progress,
         )
+        value = score_value(self.db, when, self.settings.value.model_dump(), progress)
+        return dataclasses.replace(stages, value=dataclasses.asdict(value))
 
     def stage_distribution(self) -> dict[str, Any]:
         """Return the last scoring's customers by stage and by phase (raise if never scored)."""

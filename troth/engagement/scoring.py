@@ -39,6 +39,8 @@ class ScoreSummary:
     customers: int
     by_stage: dict[str, int]
     cognitive_loyalty: int
+    # What later steps of the same run wrote (the value step's summary), keyed by step.
+    value: dict[str, Any] | None = None
 
 
 # The event columns the derived tables read; the rest stay in the store, out of memory.

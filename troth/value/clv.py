@@ -13,6 +13,7 @@ discount rate. A month is 30 days, as in lifetimes with freq="D".
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -20,7 +21,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from troth.value.models.base import ModelInputError
 
-__all__ = ["DAYS_PER_MONTH", "PurchaseModel", "SpendModel", "clv"]
+__all__ = ["DAYS_PER_MONTH", "PurchaseModel", "SpendModel", "clv", "new_customer_clv"]
 
 DAYS_PER_MONTH = 30.0
 
@@ -94,6 +95,55 @@ def clv(
             "spend_model has no expected_average_value(frequency, monetary_value) method; "
             "pass a fitted GammaGamma model."
         )
+    _check_horizon(time_months, discount_rate_monthly, freq_days)
+    value = np.asarray(spend_model.expected_average_value(frequency, monetary_value), dtype=float)
+    total = value * _discounted_purchases(
+        lambda t: np.asarray(transaction_model.expected_purchases(t, frequency, recency, T)),
+        time_months,
+        discount_rate_monthly,
+        freq_days,
+    )
+    if not np.all(np.isfinite(total)):
+        raise ModelInputError(
+            "CLV is NaN or infinite for some customers: the transaction or spend model "
+            "returned non-finite predictions; check their inputs."
+        )
+    return total
+
+
+def new_customer_clv(
+    transaction_model: PurchaseModel,
+    mean_value: float,
+    time_months: int = 12,
+    discount_rate_monthly: float = 0.01,
+    freq_days: float = 7,
+) -> float:
+    """Return the discounted value of a customer just acquired over `time_months`, in currency.
+
+    The first purchase, now, plus the model's expected repeat purchases of a new customer
+    (`expected_purchases_new_customer`) discounted by month as in `clv`, each worth
+    `mean_value` (the spend model's population mean transaction value).
+    """
+    new = getattr(transaction_model, "expected_purchases_new_customer", None)
+    if not callable(new):
+        raise ModelInputError(
+            "transaction_model has no expected_purchases_new_customer(t) method; "
+            "pass a fitted BG/NBD or Pareto/NBD model."
+        )
+    _check_horizon(time_months, discount_rate_monthly, freq_days)
+    if not np.isfinite(mean_value) or mean_value < 0:
+        raise ModelInputError(f"mean_value must be a finite amount >= 0; got {mean_value!r}.")
+    repeat = _discounted_purchases(
+        lambda t: np.asarray(new(t), dtype=float).reshape(-1)[:1],
+        time_months,
+        discount_rate_monthly,
+        freq_days,
+    )
+    return float(mean_value * (1.0 + repeat[0]))
+
+
+def _check_horizon(time_months: int, discount_rate_monthly: float, freq_days: float) -> None:
+    """Raise ModelInputError unless the horizon, discount rate and time unit are usable."""
     if isinstance(time_months, bool) or int(time_months) != time_months or time_months < 1:
         raise ModelInputError(f"time_months must be a whole number >= 1; got {time_months!r}.")
     if not np.isfinite(discount_rate_monthly) or discount_rate_monthly < 0:
@@ -103,21 +153,21 @@ def clv(
     if not np.isfinite(freq_days) or freq_days <= 0:
         raise ModelInputError(f"freq_days must be a positive number of days; got {freq_days!r}.")
 
-    value = np.asarray(spend_model.expected_average_value(frequency, monetary_value), dtype=float)
+
+def _discounted_purchases(
+    cumulative: Callable[[float], NDArray[np.float64]],
+    time_months: int,
+    discount_rate_monthly: float,
+    freq_days: float,
+) -> NDArray[np.float64]:
+    """Return sum over months i of (E[X(t_i)] - E[X(t_(i-1))]) / (1 + d)**i, in purchases."""
     units_per_month = DAYS_PER_MONTH / freq_days
     # E[X(t)] is cumulative, so each month adds the increase since the previous month end;
     # t = 0 is asked of the model too (rather than assumed 0), as lifetimes does.
-    previous = np.asarray(transaction_model.expected_purchases(0.0, frequency, recency, T))
-    total = np.zeros(np.broadcast_shapes(value.shape, previous.shape))
+    previous = cumulative(0.0)
+    total = np.zeros_like(previous, dtype=float)
     for month in range(1, int(time_months) + 1):
-        current = np.asarray(
-            transaction_model.expected_purchases(month * units_per_month, frequency, recency, T)
-        )
-        total += value * (current - previous) / (1.0 + discount_rate_monthly) ** month
+        current = cumulative(month * units_per_month)
+        total = total + (current - previous) / (1.0 + discount_rate_monthly) ** month
         previous = current
-    if not np.all(np.isfinite(total)):
-        raise ModelInputError(
-            "CLV is NaN or infinite for some customers: the transaction or spend model "
-            "returned non-finite predictions; check their inputs."
-        )
     return total
