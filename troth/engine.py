@@ -37,6 +37,14 @@ from troth.ingest.files import ImportSummary, import_file
 from troth.ingest.mapping import TableMapping
 from troth.store import Database, open_database
 from troth.store.summary import store_summary
+from troth.value.holdout import holdout_check
+from troth.value.report import (
+    VALUE_SORTS,
+    at_risk_customers,
+    customer_value,
+    top_customers,
+    value_overview,
+)
 from troth.value.scoring import score_value
 
 __all__ = ["Engine"]
@@ -95,6 +103,7 @@ class Engine:
         profile["card"] = customer_card(self.db, profile["customer_id"])
         profile["ladder"] = customer_rung(self.db, profile["customer_id"])
         profile["timeline"] = customer_timeline(self.db, profile["customer_id"])
+        profile["value"] = customer_value(self.db, profile["customer_id"])
         return profile
 
     def import_file(
@@ -152,7 +161,36 @@ class Engine:
 
     def customers(self, **filters: Any) -> dict[str, Any]:
         """Return one page of customers filtered by stage/phase/cognitive loyalty, sorted."""
-        return list_customers(self.db, **filters)
+        return list_customers(self.db, extra=("customer_value", VALUE_SORTS), **filters)
+
+    def value(self, top: int = 10) -> dict[str, Any]:
+        """Return the value models' fits, the value distribution, top-CEV and at-risk lists."""
+        return value_overview(self.db, top)
+
+    def top_value(self, by: str = "cev", limit: int = 10) -> list[dict[str, Any]]:
+        """Return the customers with the highest CEV (or CLV), with its components (currency)."""
+        return top_customers(self.db, by, limit)
+
+    def at_risk(self, limit: int = 10) -> list[dict[str, Any]]:
+        """Return the at-risk customers: low P(alive), high CLV if alive; most at stake first."""
+        return at_risk_customers(self.db, limit)
+
+    def holdout(
+        self,
+        calibration_end: datetime,
+        observation_end: datetime | None = None,
+        model: str | None = None,
+    ) -> dict[str, Any]:
+        """Fit on orders to `calibration_end`; return predicted vs actual purchases after it.
+
+        The holdout ends at `observation_end`, by default the last stored order.
+        """
+        if identities_stale(self.db):
+            self.resolve_identities()
+        value = self.settings.value
+        return holdout_check(
+            self.db, calibration_end, observation_end, model or value.model, value.period
+        )
 
     def summary(self) -> dict[str, Any]:
         """Return store-wide counts: customers, events by name and channel, identity merges."""

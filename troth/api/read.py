@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 __all__ = ["Forbidden", "router"]
@@ -83,6 +83,26 @@ def get_transitions(request: Request, _role: str = Depends(role)) -> dict[str, A
 def get_ladder(request: Request, _role: str = Depends(role)) -> dict[str, Any]:
     """Return the ladder's counts per rung and conversions: overall, by segment, by channel."""
     return request.app.state.troth.engine.ladder()
+
+
+@router.get("/value")
+def get_value(
+    request: Request, top: int = Query(10, ge=0, le=1000), role_name: str = Depends(role)
+) -> dict[str, Any]:
+    """Return the value models' fits and the CLV/CEV distribution; with a role that may read
+    customers, also the `top` customers by CEV and the `top` most valuable at-risk customers."""
+    shown = top if role_name in _PERSON_ROLES else 0
+    return request.app.state.troth.engine.value(shown)
+
+
+@router.get("/value/at-risk")
+def get_at_risk(
+    request: Request,
+    limit: int = Query(50, ge=1, le=10_000),
+    _role: str = Depends(person_reader),
+) -> list[dict[str, Any]]:
+    """Return at-risk customers (low P(alive), high CLV if alive), most value at stake first."""
+    return request.app.state.troth.engine.at_risk(limit)
 
 
 @router.get("/summary")

@@ -6,6 +6,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,6 +24,7 @@ __all__ = [
     "console",
     "err_console",
     "open_engine",
+    "parse_time",
     "print_json",
 ]
 
@@ -77,6 +79,15 @@ def open_engine(db: Path | None, config: Path | None) -> Iterator[Engine]:
         fail(str(exc))
     finally:
         engine.close()
+
+
+def parse_time(text: str, option: str) -> datetime:
+    """Return an ISO date or time given to `option` in UTC (a date means its midnight UTC)."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"{option} '{text}' is not a date such as 2026-06-30", 2)
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def print_json(value: Any) -> None:

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from troth.cli.common import ConfigOption, DbOption, JsonOption, console, open_engine, print_json
 from troth.engagement.listing import SORTS
+from troth.value.report import VALUE_SORTS
 
 app = typer.Typer(help="Look at customers.", no_args_is_help=True)
 
@@ -60,7 +61,9 @@ def list_command(
     cognitive_loyalty: Annotated[
         bool, typer.Option("--cognitive-loyalty", help="Only the cognitively loyal.")
     ] = False,
-    sort: Annotated[str, typer.Option(help=f"Sort by one of: {', '.join(SORTS)}.")] = "revenue",
+    sort: Annotated[
+        str, typer.Option(help=f"Sort by one of: {', '.join(SORTS + VALUE_SORTS)}.")
+    ] = "revenue",
     limit: Annotated[int, typer.Option(min=1, help="Customers to show.")] = 20,
     offset: Annotated[int, typer.Option(min=0, help="Customers to skip.")] = 0,
     db: DbOption = None,
@@ -80,9 +83,14 @@ def list_command(
     if as_json:
         print_json(page)
         return
-    table = Table(*(header for header, _ in _LIST_VIEW), title=f"{page['total']:,} customers match")
+    view = _LIST_VIEW
+    if sort in VALUE_SORTS:
+        # The sorted value column replaces the least telling engagement one (revenue is shown).
+        shown = (sort.upper(), _number(sort, 2 if sort == "p_alive" else 0))
+        view = (*_LIST_VIEW[:-1], shown)
+    table = Table(*(header for header, _ in view), title=f"{page['total']:,} customers match")
     for row in page["customers"]:
-        table.add_row(*(show(row) for _, show in _LIST_VIEW))
+        table.add_row(*(show(row) for _, show in view))
     console.print(table)
 
 
@@ -106,6 +114,7 @@ def render_profile(profile: dict[str, Any]) -> None:
     _render_engagement(profile.get("engagement"))
     _render_attributes(profile.get("attributes"))
     _render_card(profile.get("card"), profile.get("ladder"))
+    _render_value(profile.get("value"))
     _render_timeline(profile.get("timeline") or [])
     counts = Table("event", "count", title="Events")
     for name, n in profile["events_by_name"].items():
@@ -195,3 +204,47 @@ def _render_card(card: dict[str, Any] | None, ladder: dict[str, Any] | None) -> 
                 entry["at"][:16].replace("T", " "), f"{entry['points']:+d}", entry["reason"]
             )
         console.print(table)
+
+
+def _render_value(value: dict[str, Any] | None) -> None:
+    """Print what the customer is worth: P(alive), expected purchases, CLV and CEV's parts."""
+    if value is None:
+        console.print("value: not scored yet (run `troth score`)")
+        return
+    if value["p_alive"] is None:
+        outlook = "no orders yet: nothing to project"
+    else:
+        outlook = (
+            f"P(alive) {value['p_alive']:.2f}, expected purchase periods: "
+            f"{value['expected_purchases_90d']:.1f} in 90 days, "
+            f"{value['expected_purchases_365d']:.1f} in 365 days; "
+            f"expected order value {value['expected_order_value']:,.2f}"
+        )
+    risk = " — [bold red]at risk[/]" if value["at_risk"] else ""
+    console.print(
+        f"[bold]value[/] ({value['orders']:,} orders, {value['revenue']:,.2f}): {outlook}{risk}"
+    )
+    table = Table("part", "value", "evidence", title="Customer engagement value (CEV)")
+    if_alive = value["clv_if_alive"]
+    table.add_row(
+        "CLV (lifetime)",
+        f"{value['clv']:,.2f}",
+        "next horizon's purchases"
+        + ("" if if_alive is None else f"; {if_alive:,.2f} if still alive"),
+    )
+    table.add_row(
+        "CRV (referral)", f"{value['crv']:,.2f}", f"{value['referred_customers']} customers brought"
+    )
+    table.add_row(
+        "CIV (influence)",
+        f"{value['civ']:,.2f}",
+        f"{value['reviews']} reviews, {value['shares']} shares reaching {value['reach']:,.0f}"
+        f" (net {value['net_reach']:,.0f})",
+    )
+    table.add_row(
+        "CKV (knowledge)",
+        f"{value['ckv']:,.2f}",
+        f"{value['adopted_ideas']} ideas adopted, {value['feedback']} feedback",
+    )
+    table.add_row("CEV", f"{value['cev']:,.2f}", "CLV + CRV + CIV + CKV")
+    console.print(table)

@@ -23,6 +23,7 @@ from troth.cli.common import (
     settings_for,
 )
 from troth.cli.engagement import print_distribution
+from troth.cli.value import render_at_risk, render_top
 from troth.demo import write_events_parquet
 from troth.errors import TrothError
 from troth.ingest.mapping import TableMapping, mapping_from_settings, parse_map_options
@@ -199,6 +200,8 @@ def demo(
         distribution = engine.stage_distribution()
         movers = engine.movers()
         examples = engine.examples()
+        top_value = engine.top_value("cev", 5)
+        at_risk = engine.at_risk(5)
     elapsed = time.perf_counter() - started
     stages = {**scored.__dict__, "as_of": scored.as_of.isoformat()}
     if as_json:
@@ -211,6 +214,8 @@ def demo(
                 "by_phase": distribution["by_phase"],
                 "movers": movers,
                 "examples": examples,
+                "top_cev": top_value,
+                "at_risk": at_risk,
             }
         )
         return
@@ -222,9 +227,18 @@ def demo(
     )
     _print_movers(movers)
     _print_examples(examples)
+    value = scored.value or {}
+    console.print(
+        f"\n[bold]Customer value[/] ({value.get('purchase_model')} + Gamma-Gamma): "
+        f"CLV {value.get('total_clv', 0):,.0f}, CEV {value.get('total_cev', 0):,.0f} "
+        f"over {value.get('buyers', 0):,} buyers; {value.get('at_risk', 0):,} at risk"
+    )
+    render_top(top_value)
+    render_at_risk(at_risk)
     console.print(f"\ndemo database: [bold]{db_path}[/]")
     example = (summary["example_user_ids"] or ["<id>"])[0]
     console.print(f"try: troth customers show {example} --db {db_path}")
+    console.print(f"     troth value --db {db_path}")
     console.print(f"     troth serve --db {db_path}")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -13,8 +13,8 @@ from troth.cli.common import (
     DbOption,
     JsonOption,
     console,
-    fail,
     open_engine,
+    parse_time,
     print_json,
 )
 from troth.engagement.stages import PHASES, STAGES
@@ -22,13 +22,7 @@ from troth.engagement.stages import PHASES, STAGES
 
 def _as_of(text: str | None) -> datetime | None:
     """Return --as-of as a UTC time (a date means its midnight UTC), or None for now."""
-    if text is None:
-        return None
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        fail(f"--as-of '{text}' is not a date such as 2026-06-30", 2)
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return None if text is None else parse_time(text, "--as-of")
 
 
 def score(

@@ -47,15 +47,23 @@ def list_customers(
     sort: str = "revenue",
     limit: int = 50,
     offset: int = 0,
+    extra: tuple[str, tuple[str, ...]] | None = None,
 ) -> dict[str, Any]:
-    """Return {"total", "customers"}: the matching customers, sorted, one page of them."""
+    """Return {"total", "customers"}: the matching customers, sorted, one page of them.
+
+    `extra` names a stored per-customer table and columns of it (e.g. the value step's
+    `customer_value` and clv, cev, p_alive) to show too and to sort by, largest first.
+    """
+    extra_table, extra_columns = extra or ("", ())
     if stage is not None and stage not in STAGES:
         raise TrothError(f"unknown stage '{stage}'; choose one of {', '.join(STAGES)}")
     phases = tuple(dict.fromkeys(PHASES.values()))
     if phase is not None and phase not in phases:
         raise TrothError(f"unknown phase '{phase}'; choose one of {', '.join(phases)}")
-    if sort not in SORTS:
-        raise TrothError(f"cannot sort by '{sort}'; choose one of {', '.join(SORTS)}")
+    if sort not in SORTS + extra_columns:
+        raise TrothError(
+            f"cannot sort by '{sort}'; choose one of {', '.join(SORTS + extra_columns)}"
+        )
     if limit < 1 or offset < 0:
         raise TrothError("limit must be at least 1 and offset at least 0")
     with db.session() as session:
@@ -68,6 +76,13 @@ def list_customers(
         joined = stages.join(features, "customer_id").left_join(
             scores.select("customer_id", *ATTRIBUTES), "customer_id"
         )
+        if extra_columns:
+            try:
+                stored = session.table(extra_table)
+                more = stored.select(*extra_columns, _extra_id=stored.customer_id)
+            except TrothError as exc:
+                raise TrothError(f"no {extra_table} yet: run `troth score` first") from exc
+            joined = joined.left_join(more, joined.customer_id == more._extra_id)
         # No activity in the window: every attribute is 0, as `customer_attributes` reads it.
         rows = joined.mutate(**{a: joined[a].fill_null(0.0) for a in ATTRIBUTES})
         if stage is not None:
@@ -77,9 +92,13 @@ def list_customers(
         if cognitive_loyalty:
             rows = rows.filter(rows.cognitive_loyalty)
         key = {"stage": rows.stage_rank}.get(sort, rows[sort])
-        order = key.asc(nulls_first=False) if sort == "recency_days" else key.desc()
+        order = (
+            key.asc(nulls_first=False) if sort == "recency_days" else key.desc(nulls_first=False)
+        )
         page = (
-            rows.order_by([order, "customer_id"]).select(*LIST_COLUMNS).limit(limit, offset=offset)
+            rows.order_by([order, "customer_id"])
+            .select(*LIST_COLUMNS, *extra_columns)
+            .limit(limit, offset=offset)
         )
         total = int(session.scalar(rows.count()))
         customers = session.fetch_dicts(page)

@@ -118,12 +118,13 @@ class FittedValue:
     records: list[dict[str, Any]]
 
 
-def value_events(events: ir.Table, identifiers: ir.Table, as_of: datetime) -> ir.Table:
-    """Return the events the value step reads (orders and CEV evidence) before `as_of`."""
-    cutoff = ibis.literal(as_of, type="timestamp('UTC')")
-    wanted = events.filter(
-        events.event.isin((*PURCHASE_EVENTS, *CEV_EVENTS)) & (events.timestamp < cutoff)
-    )
+def value_events(
+    events: ir.Table, identifiers: ir.Table, as_of: datetime | None = None
+) -> ir.Table:
+    """Return the events the value step reads (orders and CEV evidence), before `as_of` if given."""
+    wanted = events.filter(events.event.isin((*PURCHASE_EVENTS, *CEV_EVENTS)))
+    if as_of is not None:
+        wanted = wanted.filter(wanted.timestamp < ibis.literal(as_of, type="timestamp('UTC')"))
     joined = events_with_customer(wanted, identifiers)
     return joined.select("customer_id", "message_id", "timestamp", "event", "properties")
 
