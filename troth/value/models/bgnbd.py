@@ -23,12 +23,18 @@ from scipy.special import digamma, expit, gammaln, hyp2f1
 
 from troth.value.models.base import (
     BTYDModel,
+    CompressedRows,
     FloatArray,
     ModelInputError,
     as_prediction_inputs,
+    compress_rows,
 )
+from troth.value.models.bgnbd_likelihood import Histories, prepare_histories, total_loglik
 
 __all__ = ["BGNBD", "simulate"]
+
+# Above this many customers, expected purchases evaluate 2F1 on the distinct (x, T) pairs.
+_PAIR_ROWS = 10_000
 
 
 def _hyp2f1_series(a: FloatArray, b: FloatArray, c: FloatArray, z: FloatArray) -> FloatArray:
@@ -146,6 +152,26 @@ class BGNBD(BTYDModel):
         grad *= np.array([[r], [alpha], [a], [b]])
         return ll, grad
 
+    @classmethod
+    def _prepare(cls, rows: CompressedRows, scale: float) -> Histories:
+        """Return the rows laid out for `_total_loglik` (distinct values, codes, weights)."""
+        return prepare_histories(rows, scale, *cls._dropout_terms(rows.values[0]))
+
+    @classmethod
+    def _total_loglik(cls, log_params: FloatArray, data: object) -> tuple[float, FloatArray]:
+        """Total log-likelihood, eq. (6), and its log-gradient, as `_row_loglik` summed."""
+        assert isinstance(data, Histories)
+        ll, grad, _ = total_loglik(log_params, data, cls._shift, order=1)
+        return ll, grad
+
+    @classmethod
+    def _loglik_grad_hess(
+        cls, log_params: FloatArray, data: object
+    ) -> tuple[float, FloatArray, FloatArray]:
+        """Total log-likelihood with its log-gradient and analytic log-Hessian."""
+        assert isinstance(data, Histories)
+        return total_loglik(log_params, data, cls._shift, order=2)
+
     def _check_identifiable(self, x: FloatArray, weights: FloatArray) -> None:
         super()._check_identifiable(x, weights)
         if not np.any(x > 0):
@@ -174,6 +200,9 @@ class BGNBD(BTYDModel):
         long-lapsed heavy buyers give 0, not NaN.
         """
         x, t_x, t_cal = as_prediction_inputs(frequency, recency, T)
+        return self._probability_alive(x, t_x, t_cal)
+
+    def _probability_alive(self, x: FloatArray, t_x: FloatArray, t_cal: FloatArray) -> FloatArray:
         log_odds, has_dropout = self._log_dropout_odds(x, t_x, t_cal)
         return np.where(has_dropout, expit(-log_odds), 1.0)
 
@@ -193,10 +222,20 @@ class BGNBD(BTYDModel):
         r, alpha, a, b = self._require_fit()
         a = _away_from_one(a)
         s = self._shift
-        c = a + b + x - 1 + s
-        z = t_future / (alpha + t_cal + t_future)
-        growth = _hyp_growth(r + x, b + x + s, c, z, r + x)
-        return c / (a - 1) * growth * self.probability_alive(x, t_x, t_cal)
+        pairs = None
+        if t_future.ndim == 0 and x.size > _PAIR_ROWS:
+            # The 2F1 term depends on (x, T) only: evaluate it on the distinct pairs, far fewer
+            # than customers on real data, and gather.
+            pairs = compress_rows(x, t_cal)
+            x_hyp, t_hyp = pairs.columns
+        else:
+            x_hyp, t_hyp = x, t_cal
+        c = a + b + x_hyp - 1 + s
+        z = t_future / (alpha + t_hyp + t_future)
+        growth = c / (a - 1) * _hyp_growth(r + x_hyp, b + x_hyp + s, c, z, r + x_hyp)
+        if pairs is not None:
+            growth = growth[pairs.inverse]
+        return growth * self._probability_alive(x, t_x, t_cal)
 
     def expected_purchases_new_customer(self, t: ArrayLike) -> FloatArray:
         """Return E[repeat purchases in (0, t]] for a new customer, eq. (9) of Fader et al. 2005.
