@@ -118,16 +118,24 @@ def compress_rows(*columns: FloatArray, weights: FloatArray | None = None) -> Co
     radix = 1
     for distinct in values:
         radix *= distinct.size
+    n = columns[0].size
     if radix < 2**62:
-        key = np.zeros(columns[0].size, dtype=np.int64)
+        key = np.zeros(n, dtype=np.int64)
         for code, distinct in zip(codes, values, strict=True):
             key = key * distinct.size + code
-        # Hash the keys, then sort only the distinct ones (a sort of all keys costs ~5x more).
-        key_code, unique_keys = pd.factorize(key, sort=False)
-        order = np.argsort(unique_keys)
-        rank = np.empty(order.size, dtype=np.intp)
-        rank[order] = np.arange(order.size)
-        unique_keys, inverse = unique_keys[order], rank[key_code]
+        if radix <= max(2 * n, 2**16):
+            # Few possible keys (pairs of short columns): count them, no hashing or sorting.
+            unique_keys = np.flatnonzero(np.bincount(key, minlength=radix))
+            rank = np.zeros(radix, dtype=np.intp)
+            rank[unique_keys] = np.arange(unique_keys.size)
+            inverse = rank[key]
+        else:
+            # Hash the keys, then sort only the distinct ones (sorting all costs ~5x more).
+            key_code, unique_keys = pd.factorize(key, sort=False)
+            order = np.argsort(unique_keys)
+            rank = np.empty(order.size, dtype=np.intp)
+            rank[order] = np.arange(order.size)
+            unique_keys, inverse = unique_keys[order], rank[key_code]
         unique_codes = []
         for distinct in reversed(values):
             unique_codes.append(unique_keys % distinct.size)
@@ -160,7 +168,8 @@ def _as_float_array(name: str, values: ArrayLike) -> FloatArray:
         array = array.reshape(1)
     if array.ndim != 1:
         raise ModelInputError(f"{name} must be one-dimensional, got shape {array.shape}")
-    if not np.all(np.isfinite(array)):
+    # min and max propagate NaN and meet any infinity, without a boolean array per check.
+    if array.size and not (np.isfinite(array.min()) and np.isfinite(array.max())):
         raise ModelInputError(f"{name} holds NaN or infinite values; drop or fill those customers")
     return array
 
@@ -189,15 +198,15 @@ def validate_rfm(
         )
     if x.size == 0:
         raise ModelInputError("no customers given; pass at least one (frequency, recency, T) row")
-    if np.any(x < 0) or np.any(x != np.round(x)):
+    if x.min() < 0 or not np.array_equal(x, np.floor(x)):
         raise ModelInputError("frequency must count repeat purchases: non-negative whole numbers")
-    if np.any(t_cal <= 0):
+    if t_cal.min() <= 0:
         raise ModelInputError("T (customer age) must be positive; drop customers seen for no time")
-    if np.any(t_x < 0):
+    if t_x.min() < 0:
         raise ModelInputError("recency must be >= 0 (time of the last purchase since the first)")
     if np.any(t_x > t_cal):
         raise ModelInputError("recency exceeds T for some customers; recency must be <= T")
-    if np.any(t_x[x == 0] != 0):
+    if np.any((x == 0) & (t_x != 0)):
         raise ModelInputError("recency must be 0 for customers with frequency 0 (no repeat buy)")
     w = None
     if weights is not None:

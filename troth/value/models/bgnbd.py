@@ -19,7 +19,7 @@ from typing import ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import digamma, expit, gammaln, hyp2f1
+from scipy.special import digamma, gammaln, hyp2f1
 
 from troth.value.models.base import (
     BTYDModel,
@@ -180,15 +180,24 @@ class BGNBD(BTYDModel):
                 "dropout cannot be estimated: fit on a longer period or more customers"
             )
 
-    def _log_dropout_odds(
-        self, x: FloatArray, t_x: FloatArray, t_cal: FloatArray
-    ) -> tuple[FloatArray, NDArray[np.bool_]]:
+    def _log_dropout_odds(self, x: FloatArray, t_x: FloatArray, t_cal: FloatArray) -> FloatArray:
+        """Return ln(a / (b + k)) + (r + x) ln((alpha + T) / (alpha + t_x)), -inf without a
+        dropout term (BG/NBD, x = 0)."""
         r, alpha, a, b = self._require_fit()
-        offset, has_dropout = self._dropout_terms(x)
-        log_odds = np.log(a / (b + offset)) + (r + x) * (
-            np.log(alpha + t_cal) - np.log(alpha + t_x)
-        )
-        return log_odds, has_dropout
+        ratio = alpha + t_cal
+        ratio /= alpha + t_x
+        log_odds = np.log(ratio, out=ratio)
+        log_odds *= r + x
+        if x.max() < 2**20:
+            # ln(a / (b + k)) depends on the whole number x alone: a table, and one gather.
+            counts = np.arange(x.max() + 1)
+            offset, has_dropout = self._dropout_terms(counts)
+            table = np.where(has_dropout, np.log(a / (b + offset)), -np.inf)
+            log_odds += table[x.astype(np.intp)]
+        else:
+            offset, has_dropout = self._dropout_terms(x)
+            log_odds += np.where(has_dropout, np.log(a / (b + offset)), -np.inf)
+        return log_odds
 
     def probability_alive(
         self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
@@ -196,15 +205,19 @@ class BGNBD(BTYDModel):
         """Return P(alive at T | x, t_x, T), a probability in [0, 1] per customer.
 
         BG/NBD: 1 / (1 + [x > 0] a / (b + x - 1) ((alpha + T) / (alpha + t_x))^(r + x)),
-        Fader, Hardie & Lee (2008) note 021, eq. (2); computed as expit of the log-odds so that
+        Fader, Hardie & Lee (2008) note 021, eq. (2); computed from the log-odds so that
         long-lapsed heavy buyers give 0, not NaN.
         """
         x, t_x, t_cal = as_prediction_inputs(frequency, recency, T)
         return self._probability_alive(x, t_x, t_cal)
 
     def _probability_alive(self, x: FloatArray, t_x: FloatArray, t_cal: FloatArray) -> FloatArray:
-        log_odds, has_dropout = self._log_dropout_odds(x, t_x, t_cal)
-        return np.where(has_dropout, expit(-log_odds), 1.0)
+        # exp overflows to inf for long-lapsed heavy buyers: P(alive) 0 as it should be, and
+        # ~4x faster than scipy's expit.
+        with np.errstate(over="ignore"):
+            odds = np.exp(self._log_dropout_odds(x, t_x, t_cal))
+        odds += 1.0
+        return np.reciprocal(odds, out=odds)
 
     def expected_purchases(
         self, t: ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike

@@ -21,7 +21,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import minimize
 from scipy.special import digamma, gammaln, polygamma
 
-from troth.value.models.base import ConvergenceError, ModelInputError
+from troth.value.models.base import ConvergenceError, ModelInputError, weighted_sum
 
 __all__ = ["GammaGamma"]
 
@@ -46,7 +46,8 @@ def _vector(name: str, values: ArrayLike) -> NDArray[np.float64]:
         array = array.reshape(1)
     if array.ndim != 1:
         raise ModelInputError(f"{name} must be one-dimensional; got shape {array.shape}.")
-    if not np.all(np.isfinite(array)):
+    # min and max propagate NaN and meet any infinity, without a boolean array per check.
+    if array.size and not (np.isfinite(array.min()) and np.isfinite(array.max())):
         raise ModelInputError(f"{name} contains NaN or infinite values; drop or fill those rows.")
     return array
 
@@ -61,14 +62,14 @@ def _frequency_and_spend(
         raise ModelInputError(
             f"frequency and monetary_value differ in length ({x.size} vs {m.size})."
         )
-    if np.any(x < 0) or np.any(x != np.round(x)):
+    if x.size and (x.min() < 0 or not np.array_equal(x, np.floor(x))):
         raise ModelInputError("frequency must hold non-negative whole numbers of repeat purchases.")
-    if np.any(m < 0):
+    if m.size and m.min() < 0:
         raise ModelInputError(
             "monetary_value is negative for some customers; Gamma-Gamma models positive spend, "
             "so net refunds out or drop those customers."
         )
-    if np.any(m[x > 0] == 0):
+    if np.any((m == 0) & (x > 0)):
         raise ModelInputError(
             "monetary_value is zero for some repeat buyers; Gamma-Gamma needs a positive mean "
             "spend for every customer with frequency > 0 (drop zero-value customers first)."
@@ -115,8 +116,8 @@ class _SpendData:
             x_unique=x_unique,
             w_unique=w_unique,
             total_weight=float(w.sum()),
-            sum_wx_log_s=float(wx @ np.log(s)),
-            sum_w_log_m=float(w @ np.log(m)),
+            sum_wx_log_s=weighted_sum(wx, np.log(s)),
+            sum_w_log_m=weighted_sum(w, np.log(m)),
         )
 
 
@@ -135,8 +136,8 @@ def _log_likelihood(
     xu, wu, n = data.x_unique, data.w_unique, data.total_weight
     shifted = data.s + v
     log_shifted = np.log(shifted)
-    a_sum = float(data.w @ log_shifted)
-    b_sum = float(data.wx @ log_shifted)
+    a_sum = weighted_sum(data.w, log_shifted)
+    b_sum = weighted_sum(data.wx, log_shifted)
     ll = (
         float(wu @ (gammaln(p * xu + q) - gammaln(p * xu)))
         - n * gammaln(q)
@@ -150,14 +151,14 @@ def _log_likelihood(
     hess = np.zeros((3, 3))
     if order >= 1:
         inv = 1.0 / shifted
-        c_sum, d_sum = float(data.w @ inv), float(data.wx @ inv)
+        c_sum, d_sum = weighted_sum(data.w, inv), weighted_sum(data.wx, inv)
         psi_pq = digamma(p * xu + q)
         grad[0] = float((wu * xu) @ (psi_pq - digamma(p * xu))) + data.sum_wx_log_s - b_sum
         grad[1] = float(wu @ psi_pq) - n * digamma(q) + n * np.log(v) - a_sum
         grad[2] = n * q / v - (p * d_sum + q * c_sum)
     if order >= 2:
         inv2 = inv * inv
-        e_sum, f_sum = float(data.w @ inv2), float(data.wx @ inv2)
+        e_sum, f_sum = weighted_sum(data.w, inv2), weighted_sum(data.wx, inv2)
         tri_pq = polygamma(1, p * xu + q)
         hess[0, 0] = float((wu * xu * xu) @ (tri_pq - polygamma(1, p * xu)))
         hess[0, 1] = hess[1, 0] = float((wu * xu) @ tri_pq)
@@ -175,6 +176,7 @@ class _Objective:
         self._data = data
         self._theta: NDArray[np.float64] | None = None
         self._value: tuple[float, NDArray[np.float64], NDArray[np.float64]] | None = None
+        self._natural: tuple[float, NDArray[np.float64], NDArray[np.float64]] | None = None
 
     def evaluate(
         self, theta: NDArray[np.float64]
@@ -183,6 +185,7 @@ class _Objective:
         if self._theta is None or not np.array_equal(theta, self._theta):
             params = np.exp(theta)
             ll, grad, hess = _log_likelihood(params, self._data, order=2)
+            self._natural = (ll, grad, hess)
             scale = -1.0 / self._data.total_weight
             # chain rule for d/d(log phi): g_i phi_i and H_ij phi_i phi_j + delta_ij g_i phi_i
             g_log = grad * params
@@ -191,6 +194,14 @@ class _Objective:
             self._value = (scale * ll, scale * g_log, scale * h_log)
         assert self._value is not None
         return self._value
+
+    def natural(
+        self, theta: NDArray[np.float64]
+    ) -> tuple[float, NDArray[np.float64], NDArray[np.float64]]:
+        """Return the total log-likelihood, gradient and Hessian in (p, q, v) at `theta`."""
+        self.evaluate(theta)
+        assert self._natural is not None
+        return self._natural
 
     def value_and_grad(self, theta: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
         """Return the objective and its gradient at log-parameters `theta`."""
@@ -352,7 +363,7 @@ class GammaGamma:
         else:
             theta = _maximise(objective, start, newton_first=True)
         params = np.exp(theta)
-        ll, _, hess = _log_likelihood(params, data, order=2)
+        ll, _, hess = objective.natural(theta)  # the optimiser's last evaluation, cached
         try:
             # observed information -H must be positive definite at a proper maximum
             chol = np.linalg.cholesky(-hess)
