@@ -24,6 +24,7 @@ from scipy.optimize import minimize
 from scipy.special import digamma, expit, gammaln, hyp2f1
 
 from troth.errors import TrothError
+from troth.value.models.base import compress_rows, weighted_sum
 
 __all__ = ["ParetoNBD", "ParetoNBDFitError", "ParetoNBDInputError"]
 
@@ -35,6 +36,8 @@ _TIME_SCALE_TARGET = 10.0
 # Central-difference step in log-parameter space: ~ cube root of machine epsilon.
 _GRAD_STEP = 6e-6
 _HESS_STEP = 1e-4
+# Above this many customers, predictions evaluate 2F1 on the distinct (x, t) pairs only.
+_PAIR_ROWS = 10_000
 
 
 class ParetoNBDInputError(TrothError, ValueError):
@@ -48,7 +51,11 @@ class ParetoNBDFitError(TrothError):
 @dataclass(frozen=True)
 class _Rows:
     """Unique (x, t_x, T) rows, how many customers each stands for, and the unique (x, t)
-    pairs their 2F1 terms need (``recency_pair``/``age_pair`` index ``pair_x``/``pair_t``)."""
+    pairs their 2F1 terms need (``recency_pair``/``age_pair`` index ``pair_x``/``pair_t``).
+
+    ``x_code``/``T_code`` index the distinct frequencies and ages, so that terms of one column
+    are evaluated on its distinct values and sums over rows are taken per value.
+    """
 
     x: NDArray[np.float64]
     t_x: NDArray[np.float64]
@@ -58,6 +65,11 @@ class _Rows:
     pair_t: NDArray[np.float64]
     recency_pair: NDArray[np.intp]
     age_pair: NDArray[np.intp]
+    x_values: NDArray[np.float64]
+    x_code: NDArray[np.intp]
+    x_weight: NDArray[np.float64]  # customers per distinct frequency
+    T_values: NDArray[np.float64]
+    T_code: NDArray[np.intp]
 
 
 def _validate(
@@ -88,19 +100,6 @@ def _validate(
     return x, t_x, age
 
 
-def _group(*keys: NDArray[np.float64]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-    """Return (one index per distinct key tuple, group number of every element)."""
-    order = np.lexsort(keys[::-1])
-    changed = np.zeros(len(order), dtype=bool)
-    changed[:1] = True
-    for key in keys:
-        ordered = key[order]
-        changed[1:] |= ordered[1:] != ordered[:-1]
-    group = np.empty(len(order), dtype=np.intp)
-    group[order] = np.cumsum(changed) - 1
-    return order[changed], group
-
-
 def _compress(
     x: NDArray[np.float64],
     t_x: NDArray[np.float64],
@@ -109,23 +108,25 @@ def _compress(
 ) -> _Rows:
     """Return the unique (x, t_x, T) rows with summed weights (zero-weight rows dropped)."""
     keep = weights > 0
-    x, t_x, age, weights = x[keep], t_x[keep], age[keep], weights[keep]
-    first, group = _group(x, t_x, age)
-    summed = np.bincount(group, weights=weights, minlength=len(first))
-    x, t_x, age = x[first], t_x[first], age[first]
+    rows = compress_rows(x[keep], t_x[keep], age[keep], weights=weights[keep])
+    x, t_x, age = rows.columns
     # The 2F1 terms depend on (x, t) only: far fewer pairs than rows (a few thousand at 1M
     # customers on a daily grid), so each likelihood evaluation calls hyp2f1 on those.
-    pair_first, pair_group = _group(np.concatenate((x, x)), np.concatenate((t_x, age)))
-    both_x, both_t = np.concatenate((x, x)), np.concatenate((t_x, age))
+    pairs = compress_rows(np.concatenate((x, x)), np.concatenate((t_x, age)))
+    x_values, x_code = rows.values[0], rows.codes[0]
     return _Rows(
         x,
         t_x,
         age,
-        summed,
-        both_x[pair_first],
-        both_t[pair_first],
-        pair_group[: len(x)],
-        pair_group[len(x) :],
+        rows.weights,
+        *pairs.columns,
+        pairs.inverse[: len(x)],
+        pairs.inverse[len(x) :],
+        x_values,
+        x_code,
+        np.bincount(x_code, rows.weights, minlength=x_values.size),
+        rows.values[2],
+        rows.codes[2],
     )
 
 
@@ -173,15 +174,45 @@ def _log_likelihood_parts(
     ``log_terms`` are `_log_term` at (x, t_x) and (x, T) when the caller has them already.
     """
     r, alpha, s, beta = params
+    alive, died = _branches(params, x, t_x, age, log_terms)
+    log_a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+    return log_a1, alive, died
+
+
+def _branches(
+    params: NDArray[np.float64],
+    x: NDArray[np.float64],
+    t_x: NDArray[np.float64],
+    age: NDArray[np.float64],
+    log_terms: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Return the logs of the 'alive at T' and 'died in (t_x, T]' terms of FHL eq. (18)."""
+    r, alpha, s, beta = params
     if log_terms is None:
-        log_terms = (_log_term(params, x, t_x), _log_term(params, x, age))
+        log_terms = _terms_at(params, x, t_x, age)
     at_recency, at_age = log_terms
     # log A_0 = log(term(t_x) - term(T)); the difference is >= 0 and 0 when t_x = T.
     log_a0 = at_recency + _log1mexp(at_age - at_recency)
-    log_a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
     alive = -(r + x) * np.log(alpha + age) - s * np.log(beta + age)
     died = np.log(s) - np.log(r + s + x) + log_a0
-    return log_a1, alive, died
+    return alive, died
+
+
+def _terms_at(
+    params: NDArray[np.float64],
+    x: NDArray[np.float64],
+    t_x: NDArray[np.float64],
+    age: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Return `_log_term` at (x, t_x) and at (x, T) for every customer."""
+    if x.size <= _PAIR_ROWS:
+        return _log_term(params, x, t_x), _log_term(params, x, age)
+    # 2F1 costs ~0.2 us a call: evaluate it on the distinct (x, t) pairs and gather.
+    terms = []
+    for t in (t_x, age):
+        pairs = compress_rows(x.ravel(), t.ravel())
+        terms.append(_log_term(params, *pairs.columns)[pairs.inverse].reshape(x.shape))
+    return terms[0], terms[1]
 
 
 def _individual_log_likelihood(
@@ -203,10 +234,13 @@ def _negative_log_likelihood(
     The gradient is analytic (digamma and rational terms) except for the derivatives of the
     2F1 terms with respect to r, alpha, s, beta, which have no closed form: those are central
     differences of `_log_term` on the unique (x, t) pairs only, then chained through the rows.
+    Terms of one column are evaluated on its distinct values, and the rows' weights in the
+    gradient are summed per distinct value (or pair) before multiplying.
     """
     params = np.exp(log_params)
     r, alpha, s, beta = params
-    x, age = rows.x, rows.T
+    x, weight = rows.x, rows.weight
+    xv, Tv = rows.x_values, rows.T_values
     terms = _log_term(params, rows.pair_x, rows.pair_t)
     d_terms = np.empty((4, len(terms)))
     for k in range(4):
@@ -217,36 +251,46 @@ def _negative_log_likelihood(
             - _log_term(np.exp(log_params - step), rows.pair_x, rows.pair_t)
         ) / (2 * _GRAD_STEP)
     at_recency, at_age = terms[rows.recency_pair], terms[rows.age_pair]
-    log_a1, alive, died = _log_likelihood_parts(params, x, rows.t_x, age, (at_recency, at_age))
-    ll = log_a1 + np.logaddexp(alive, died)
-    share_alive = expit(alive - died)  # the weight of each branch in d logaddexp
+    log_alpha_T, log_beta_T = np.log(alpha + Tv), np.log(beta + Tv)
+    log_rsx = np.log(r + s + xv)
+    alive = -(r + x) * log_alpha_T[rows.T_code] - s * log_beta_T[rows.T_code]
+    delta = at_age - at_recency
+    # log A_0 = log(term(t_x) - term(T)); the difference is >= 0 and 0 when t_x = T.
+    died = (np.log(s) - log_rsx)[rows.x_code] + at_recency + _log1mexp(delta)
+    n = rows.x_weight.sum()
+    ll = (
+        rows.x_weight @ (gammaln(r + xv) - gammaln(r))
+        + n * (r * np.log(alpha) + s * np.log(beta))
+        + weighted_sum(weight, np.logaddexp(alive, died))
+    )
     # d log A_0 = (d term(t_x) - e^delta d term(T)) / (1 - e^delta), delta = term(T) - term(t_x);
-    # rows with t_x = T have A_0 = 0 and no 'died' branch (share_alive = 1).
-    ratio = np.exp(np.minimum(at_age - at_recency, 0.0))
+    # rows with t_x = T have A_0 = 0 and no 'died' branch (all weight on 'alive').
+    ratio = np.exp(np.minimum(delta, 0.0))
     open_span = ratio < 1.0
     inv_gap = np.where(open_span, 1.0 / np.where(open_span, 1.0 - ratio, 1.0), 0.0)
-    r_s_x = r + s + x
-    log_alpha_age, log_beta_age = np.log(alpha + age), np.log(beta + age)
-    d_a1 = (
-        params[0] * (digamma(r + x) - digamma(r) + np.log(alpha)),
-        np.full_like(x, r),
-        np.full_like(x, s * np.log(beta)),
-        np.full_like(x, s),
+    # The weight of each branch in d logaddexp: sigmoid(alive - died), 1 where no 'died'.
+    died_weight = np.where(open_span, weight * expit(died - alive), 0.0)
+    alive_weight = weight - died_weight
+    alive_by_T = np.bincount(rows.T_code, alive_weight, minlength=Tv.size)
+    alive_x_by_T = np.bincount(rows.T_code, alive_weight * x, minlength=Tv.size)
+    died_by_x = np.bincount(rows.x_code, died_weight, minlength=xv.size)
+    a0_weight = died_weight * inv_gap
+    by_pair = np.bincount(rows.recency_pair, a0_weight, minlength=len(terms)) - np.bincount(
+        rows.age_pair, a0_weight * ratio, minlength=len(terms)
     )
-    d_alive = (
-        -r * log_alpha_age,
-        -alpha * (r + x) / (alpha + age),
-        -s * log_beta_age,
-        -beta * s / (beta + age),
+    grad = d_terms @ by_pair + np.array(
+        [
+            r * (rows.x_weight @ (digamma(r + xv) - digamma(r) + np.log(alpha)))
+            - r * (alive_by_T @ log_alpha_T)
+            - died_by_x @ (r / (r + s + xv)),
+            n * r - alpha * ((r * alive_by_T + alive_x_by_T) @ (1.0 / (alpha + Tv))),
+            n * s * np.log(beta)
+            - s * (alive_by_T @ log_beta_T)
+            + died_by_x @ (1.0 - s / (r + s + xv)),
+            n * s - beta * s * (alive_by_T @ (1.0 / (beta + Tv))),
+        ]
     )
-    d_died_rate = (-r / r_s_x, np.zeros_like(x), 1.0 - s / r_s_x, np.zeros_like(x))
-    grad = np.empty(4)
-    for k in range(4):
-        d_log_a0 = (d_terms[k][rows.recency_pair] - ratio * d_terms[k][rows.age_pair]) * inv_gap
-        d_died = d_died_rate[k] + d_log_a0
-        d_ll = d_a1[k] + share_alive * d_alive[k] + (1.0 - share_alive) * d_died
-        grad[k] = rows.weight @ np.where(open_span, d_ll, d_a1[k] + d_alive[k])
-    return -float(rows.weight @ ll), -grad
+    return -float(ll), -grad
 
 
 def _log_covariance(log_params: NDArray[np.float64], rows: _Rows) -> NDArray[np.float64]:
@@ -385,7 +429,9 @@ class ParetoNBD:
         params[[1, 3]] /= scale  # alpha and beta back to the caller's time unit
         self._params = params
         # Each purchase contributes a rate factor lambda (per time unit): undo the rescaling.
-        self.log_likelihood = -result.fun * total + float(rows.weight @ rows.x) * np.log(scale)
+        self.log_likelihood = -result.fun * total + weighted_sum(rows.weight, rows.x) * np.log(
+            scale
+        )
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             self._log_cov = _log_covariance(log_params, rows)
         return self
@@ -409,9 +455,15 @@ class ParetoNBD:
     ) -> NDArray[np.float64]:
         """Return P(alive at T | x, t_x, T), a probability in [0, 1], FHL eq. (36)-(37)."""
         x, t_x, age = _validate(frequency, recency, T)
-        _, alive, died = _log_likelihood_parts(self._require_params(), x, t_x, age)
-        # 1 / (1 + died/alive), written as a logistic of the log-ratio so it never overflows.
-        return expit(alive - died)
+        return self._probability_alive(x, t_x, age)
+
+    def _probability_alive(
+        self, x: NDArray[np.float64], t_x: NDArray[np.float64], age: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        alive, died = _branches(self._require_params(), x, t_x, age)
+        # 1 / (1 + died/alive) from the log-ratio: exp overflows to inf, giving 0, never NaN.
+        with np.errstate(over="ignore"):
+            return 1.0 / (1.0 + np.exp(died - alive))
 
     def expected_purchases(
         self, t: ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
@@ -420,7 +472,7 @@ class ParetoNBD:
         x, t_x, age = _validate(frequency, recency, T)
         horizon = self._horizon(t)
         r, alpha, s, beta = self._require_params()
-        alive = self.probability_alive(x, t_x, age)
+        alive = self._probability_alive(x, t_x, age)
         return (
             alive
             * (r + x)
