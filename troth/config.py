@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -24,6 +25,7 @@ __all__ = [
     "DemoSettings",
     "IdentitySettings",
     "MappingSettings",
+    "PrivacySettings",
     "ServerSettings",
     "Settings",
     "StageSettings",
@@ -256,6 +258,55 @@ class ValueSettings(_Section):
     )
 
 
+PURPOSES = (
+    "analytics",
+    "personalisation",
+    "profiling",
+    "marketing:email",
+    "marketing:sms",
+    "marketing:call",
+    "marketing:push",
+)
+
+
+class PrivacySettings(_Section):
+    """`[privacy]`: the purposes customers consent to, and the default without a record."""
+
+    purposes: list[str] = Field(
+        default_factory=lambda: list(PURPOSES),
+        description="Purposes a customer can grant or withdraw (Consent Updated `purpose`).",
+    )
+    granted_by_default: list[str] = Field(
+        default_factory=lambda: ["analytics", "personalisation", "profiling"],
+        description="Purposes granted until the customer says otherwise (opt-out); the rest "
+        "need the customer's explicit grant (opt-in).",
+    )
+    portal_link_hours: int = Field(
+        72, ge=1, le=24 * 90, description="Hours a customer portal link stays valid."
+    )
+    portal_base_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="Address of `troth serve` as customers reach it, used in portal links.",
+    )
+
+    @field_validator("purposes", "granted_by_default")
+    @classmethod
+    def _purpose_names(cls, value: list[str]) -> list[str]:
+        for purpose in value:
+            if not re.fullmatch(r"[a-z][a-z0-9_]*(:[a-z][a-z0-9_]*)?", purpose):
+                raise ValueError(
+                    f"purpose '{purpose}' must be lower-case words, optionally 'area:channel'"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _defaults_are_purposes(self) -> PrivacySettings:
+        unknown = sorted(set(self.granted_by_default) - set(self.purposes))
+        if unknown:
+            raise ValueError(f"granted_by_default names unknown purposes: {', '.join(unknown)}")
+        return self
+
+
 class DemoSettings(_Section):
     """`[demo]`: the generated sample population used by `troth demo`."""
 
@@ -273,6 +324,7 @@ class Settings(_Section):
     stages: StageSettings = Field(default_factory=StageSettings)
     card: CardSettings = Field(default_factory=CardSettings)
     value: ValueSettings = Field(default_factory=ValueSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     mapping: dict[str, MappingSettings] = Field(
         default_factory=dict, description="Named column mappings for `troth import --mapping NAME`."
     )

@@ -18,7 +18,7 @@ def add_events(
 ) -> None:
     """Insert `rows` as events.
 
-    Keys: event, type (track), user (u1), at (`default_at`), channel, and properties, traits
+    Keys: event, type (track), user (u1), anonymous (none), at (`default_at`), channel, and properties, traits
     and context as dicts. Message ids are unique per row unless `message_id` says otherwise.
     """
     full = []
@@ -33,6 +33,7 @@ def add_events(
             "type": r.get("type", "track"),
             "event": r.get("event"),
             "user_id": r.get("user", "u1"),
+            "anonymous_id": r.get("anonymous"),
             "timestamp": when,
             "received_at": when,
             "channel": r.get("channel"),

@@ -97,4 +97,32 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        2,
+        "privacy: audit log, erasure tombstones, secrets, files Troth wrote",
+        (
+            """CREATE TABLE audit_log (
+                logged_at TIMESTAMPTZ NOT NULL,
+                actor VARCHAR NOT NULL,
+                action VARCHAR NOT NULL,
+                customer_id VARCHAR,
+                detail VARCHAR
+            )""",
+            # Keyed hashes of an erased person's identifier nodes: no identifier is kept.
+            """CREATE TABLE tombstones (
+                node_hash VARCHAR PRIMARY KEY,
+                erased_at TIMESTAMPTZ NOT NULL
+            )""",
+            """CREATE TABLE secrets (
+                name VARCHAR PRIMARY KEY,
+                value VARCHAR NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL
+            )""",
+            """CREATE TABLE written_files (
+                path VARCHAR PRIMARY KEY,
+                kind VARCHAR NOT NULL,
+                written_at TIMESTAMPTZ NOT NULL
+            )""",
+        ),
+    ),
 )

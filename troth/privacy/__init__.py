@@ -1,0 +1,1 @@
+"""Privacy: consent per purpose, the audit log, data access and erasure (DESIGN §6)."""
