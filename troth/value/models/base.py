@@ -87,12 +87,17 @@ class CompressedRows:
 def _sorted_codes(column: FloatArray) -> tuple[FloatArray, NDArray[np.int64]]:
     """Return the distinct values of `column` in ascending order and each element's position."""
     low, high = column.min(), column.max()
-    if high - low < 2**20 and np.array_equal(column, np.floor(column)):
+    code = None
+    if high - low < 2**20 and abs(low) < 2**52:
         # Whole numbers (counts, days): the offset is the code, no hashing needed; the unused
         # values in the range are dropped below.
-        values = np.arange(low, high + 1)
-        code = (column - low).astype(np.int64)
-    else:
+        code = column.astype(np.int64)
+        if np.array_equal(code, column):
+            code -= int(low)
+            values = np.arange(low, high + 1)
+        else:
+            code = None
+    if code is None:
         # A hash table (pandas) is ~5x faster than np.unique's sort on 1M floats; only the few
         # distinct values need sorting.
         code, values = pd.factorize(column, sort=False)
@@ -104,7 +109,7 @@ def _sorted_codes(column: FloatArray) -> tuple[FloatArray, NDArray[np.int64]]:
     if not used.all():
         renumber = np.cumsum(used) - 1
         values, code = values[used], renumber[code]
-    return np.asarray(values, dtype=np.float64), code.astype(np.int64, copy=False)
+    return np.asarray(values, dtype=np.float64), code
 
 
 def compress_rows(*columns: FloatArray, weights: FloatArray | None = None) -> CompressedRows:
@@ -113,16 +118,22 @@ def compress_rows(*columns: FloatArray, weights: FloatArray | None = None) -> Co
     The rows come in lexicographic order, as from np.unique(axis=0).
     """
     # np.unique(axis=0) sorts rows lexicographically and is ~10x slower than a 1-D unique on
-    # 1M rows; code each column, then combine the codes into one integer key (mixed radix).
-    values, codes = zip(*(_sorted_codes(np.asarray(column)) for column in columns), strict=True)
+    # 1M rows; code each column, then combine the codes into one integer key (mixed radix),
+    # folding each column in as it is coded so that one key array is alive, not one per column.
+    n = np.asarray(columns[0]).size
+    values: list[FloatArray] = []
+    key = np.zeros(n, dtype=np.int64)
     radix = 1
-    for distinct in values:
+    for column in columns:
+        distinct, code = _sorted_codes(np.asarray(column))
+        values.append(distinct)
         radix *= distinct.size
-    n = columns[0].size
+        if radix >= 2**62:
+            break
+        key *= distinct.size
+        key += code
+        del code
     if radix < 2**62:
-        key = np.zeros(n, dtype=np.int64)
-        for code, distinct in zip(codes, values, strict=True):
-            key = key * distinct.size + code
         if radix <= max(2 * n, 2**16):
             # Few possible keys (pairs of short columns): count them, no hashing or sorting.
             unique_keys = np.flatnonzero(np.bincount(key, minlength=radix))
@@ -132,6 +143,7 @@ def compress_rows(*columns: FloatArray, weights: FloatArray | None = None) -> Co
         else:
             # Hash the keys, then sort only the distinct ones (sorting all costs ~5x more).
             key_code, unique_keys = pd.factorize(key, sort=False)
+            del key
             order = np.argsort(unique_keys)
             rank = np.empty(order.size, dtype=np.intp)
             rank[order] = np.arange(order.size)
@@ -143,6 +155,7 @@ def compress_rows(*columns: FloatArray, weights: FloatArray | None = None) -> Co
         row_codes = tuple(reversed(unique_codes))
         unique_columns = tuple(v[c] for v, c in zip(values, row_codes, strict=True))
     else:
+        values = [np.unique(column) for column in columns]
         unique, inverse = np.unique(np.column_stack(columns), axis=0, return_inverse=True)
         unique_columns = tuple(unique.T.copy())
         row_codes = tuple(
@@ -155,7 +168,11 @@ def compress_rows(*columns: FloatArray, weights: FloatArray | None = None) -> Co
     else:
         summed = np.bincount(inverse, weights=weights, minlength=n_unique)
     return CompressedRows(
-        unique_columns, summed, inverse, values, tuple(c.astype(np.intp) for c in row_codes)
+        unique_columns,
+        summed,
+        inverse,
+        tuple(values),
+        tuple(c.astype(np.intp) for c in row_codes),
     )
 
 

@@ -108,7 +108,9 @@ def _compress(
 ) -> _Rows:
     """Return the unique (x, t_x, T) rows with summed weights (zero-weight rows dropped)."""
     keep = weights > 0
-    rows = compress_rows(x[keep], t_x[keep], age[keep], weights=weights[keep])
+    if not keep.all():
+        x, t_x, age, weights = x[keep], t_x[keep], age[keep], weights[keep]
+    rows = compress_rows(x, t_x, age, weights=weights)
     x, t_x, age = rows.columns
     # The 2F1 terms depend on (x, t) only: far fewer pairs than rows (a few thousand at 1M
     # customers on a daily grid), so each likelihood evaluation calls hyp2f1 on those.
