@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import ibis
 import numpy as np
 import pandas as pd
 
@@ -37,7 +38,7 @@ def holdout_check(
 
     The holdout ends at `observation_end`, by default the last stored order. Purchases are
     counted in `period` units ("D"/"W": purchase days or weeks). Raises TrothError when the
-    calibration period has no orders or the model cannot be fitted.
+    calibration period has no orders, or the model cannot be fitted or predicts NaN.
     """
     if observation_end is not None and calibration_end >= observation_end:
         raise TrothError(
@@ -45,11 +46,10 @@ def holdout_check(
             f"end {observation_end:%Y-%m-%d}: the holdout period would be empty"
         )
     with db.session() as session:
-        events = value_events(
-            session.table("events"), session.table("identifiers"), observation_end
+        orders = store_transactions(
+            value_events(session.table("events"), session.table("identifiers"))
         )
         if observation_end is None:
-            orders = store_transactions(events)
             last = session.scalar(orders.timestamp.max())
             if last is None or last <= calibration_end:
                 raise TrothError(
@@ -57,8 +57,12 @@ def holdout_check(
                     "the holdout period would be empty; choose an earlier --calibration-end"
                 )
             observation_end = last
+        else:
+            # The holdout is (calibration end, observation end]: an order at the end counts.
+            end = ibis.literal(observation_end, type="timestamp('UTC')")
+            orders = orders.filter(orders.timestamp <= end)
         summary = rfm_summary(
-            store_transactions(events),
+            orders,
             "customer_id",
             "timestamp",
             "revenue",
@@ -86,6 +90,12 @@ def holdout_check(
     )
     # First order in the calibration end's own period: a customer just acquired.
     predicted[~observed] = fitted.expected_purchases_new_customer(duration)
+    if not np.all(np.isfinite(predicted)):
+        raise TrothError(
+            f"{model} was fitted on the calibration period ({_params(fitted.params)}) but "
+            "predicts NaN or infinite purchases, a numerical limit of the model: choose "
+            "another --model"
+        )
     rate = np.divide(
         summary["frequency"].to_numpy(),
         summary["T"].to_numpy(),
@@ -116,6 +126,11 @@ def holdout_check(
             for bucket, group in frame.groupby("bucket", sort=True)
         ],
     }
+
+
+def _params(params: dict[str, float]) -> str:
+    """Return 'name=value, ...' for an error message."""
+    return ", ".join(f"{name}={value:.4g}" for name, value in params.items())
 
 
 def _bucket_label(bucket: int) -> str:

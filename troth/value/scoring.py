@@ -137,6 +137,7 @@ def fit_value_models(rfm: pd.DataFrame, model: str) -> FittedValue:
     x, t_x, age = (observed[c].to_numpy() for c in ("frequency", "recency", "T"))
     try:
         purchase.fit(x, t_x, age)
+        _check_predictions(purchase, x, t_x, age)
     except TrothError as exc:
         records.append(_record("purchase", model, len(observed), None, str(exc)))
         purchase = None
@@ -165,6 +166,21 @@ def fit_value_models(rfm: pd.DataFrame, model: str) -> FittedValue:
     else:
         records.append(_record("spend", "gamma_gamma", len(repeat), spend))
     return FittedValue(purchase, spend, records)
+
+
+def _check_predictions(purchase: Any, x: NDArray, t_x: NDArray, age: NDArray) -> None:
+    """Raise TrothError when a fitted purchase model predicts NaN or infinity for its customers."""
+    # A fit can converge to where the model's formulas overflow (Pareto/NBD with s and beta
+    # near a pure exponential dropout); its predictions would make CLV fail for everyone.
+    horizon = float(age.max())
+    bad = ~np.isfinite(purchase.probability_alive(x, t_x, age))
+    bad |= ~np.isfinite(purchase.expected_purchases(horizon, x, t_x, age))
+    if bad.any() or not np.all(np.isfinite(purchase.expected_purchases_new_customer(horizon))):
+        params = ", ".join(f"{k}={v:.4g}" for k, v in purchase.params.items())
+        raise TrothError(
+            f"the fit ({params}) gives NaN or infinite predictions for {int(bad.sum())} of "
+            f"{len(x)} customers, a numerical limit of the model: choose another [value] model"
+        )
 
 
 def _record(
