@@ -18,8 +18,9 @@ def add_events(
 ) -> None:
     """Insert `rows` as events.
 
-    Keys: event, type (track), user (u1), anonymous (none), at (`default_at`), channel, and properties, traits
-    and context as dicts. Message ids are unique per row unless `message_id` says otherwise.
+    Keys: event, type (track), user (u1), anonymous (none), at (`default_at`), channel, and
+    properties, traits and context as dicts. Message ids are unique per row unless `message_id`
+    says otherwise.
     """
     full = []
     for n, r in enumerate(rows):
