@@ -17,6 +17,7 @@ vectorised log-likelihood (four parameters, eight evaluations on the unique rows
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -31,6 +32,9 @@ __all__ = ["ParetoNBD", "ParetoNBDFitError", "ParetoNBDInputError"]
 PARAM_NAMES = ("r", "alpha", "s", "beta")
 # Log-parameters are kept in [-BOUND, BOUND]: a fit that ends on this box has no interior MLE.
 _LOG_BOUND = 13.0
+# A fit ending beyond this (gamma shapes or scales ~8,000x off the unit, where scipy's 2F1 has
+# long turned NaN) describes no heterogeneity at all: reported as having no interior maximum.
+_PLAUSIBLE_LOG = 9.0
 # Time is rescaled so the oldest customer has age 10 (as lifetimes does) for conditioning.
 _TIME_SCALE_TARGET = 10.0
 # Central-difference step in log-parameter space: ~ cube root of machine epsilon.
@@ -405,10 +409,20 @@ class ParetoNBD:
         rows = _compress(x, t_x * scale, age * scale, w)
         total = float(rows.weight.sum())
 
+        best: list[Any] = [np.inf, np.zeros(4)]
+
         def mean_objective(log_params: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
             # Per customer, so the gradient tolerance means the same at 1k and 1M customers.
             value, grad = _negative_log_likelihood(log_params, rows)
-            return value / total, grad / total
+            value, grad = value / total, grad / total
+            if not (np.isfinite(value) and np.all(np.isfinite(grad))):
+                # scipy's 2F1 has no finite value for large s or r + x with z near 1 (the
+                # likelihood's flat ridge towards homogeneous dropout): a wall, never a NaN
+                # that would send the line search anywhere.
+                return np.inf, np.zeros(4)
+            if value < best[0]:
+                best[0], best[1] = value, log_params.copy()
+            return value, grad
 
         bounds = [(-_LOG_BOUND, _LOG_BOUND)] * 4
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -420,8 +434,10 @@ class ParetoNBD:
                 bounds=bounds,
                 options={"maxiter": 1000, "ftol": 1e-15, "gtol": 1e-9},
             )
-        log_params = result.x
-        if not np.isfinite(result.fun) or np.any(np.abs(log_params) > _LOG_BOUND - 1e-3):
+        # The optimiser may stop after a failed step into the wall: keep the best point seen.
+        log_params = result.x if result.fun <= best[0] else best[1]
+        fun = min(float(result.fun), float(best[0]))
+        if not np.isfinite(fun) or np.any(np.abs(log_params) > _PLAUSIBLE_LOG):
             raise ParetoNBDFitError(
                 "the Pareto/NBD likelihood has no interior maximum for these data "
                 f"(log-parameters {np.round(log_params, 2).tolist()}); the population is too "
@@ -431,9 +447,7 @@ class ParetoNBD:
         params[[1, 3]] /= scale  # alpha and beta back to the caller's time unit
         self._params = params
         # Each purchase contributes a rate factor lambda (per time unit): undo the rescaling.
-        self.log_likelihood = -result.fun * total + weighted_sum(rows.weight, rows.x) * np.log(
-            scale
-        )
+        self.log_likelihood = -fun * total + weighted_sum(rows.weight, rows.x) * np.log(scale)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             self._log_cov = _log_covariance(log_params, rows)
         return self
