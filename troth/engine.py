@@ -228,6 +228,6 @@ class Engine:
         """Return the source id of a write key, or raise AuthenticationError."""
         return authenticate_write_key(self.db, key)
 
-    def role_for_token(self, token: str | None) -> str:
-        """Return the role of a bearer token, or raise AuthenticationError."""
+    def principal_for_token(self, token: str | None) -> tuple[str, str]:
+        """Return (token id, role) of a bearer token, or raise AuthenticationError."""
         return authenticate_token(self.db, token)

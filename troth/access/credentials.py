@@ -98,21 +98,19 @@ def revoke_credential(db: Database, key_or_id: str) -> Credential:
     return next(c for c in list_credentials(db) if c.id == credential_id)
 
 
-def _authenticate(db: Database, secret: str, kind: int, what: str) -> str:
-    """Return the label (source id or role) of an active secret, or raise AuthenticationError."""
+def _authenticate(db: Database, secret: str, kind: int, what: str) -> tuple[str, str]:
+    """Return (id, label) of an active write key or token, or raise AuthenticationError."""
     table, id_col, hash_col, label, *_ = _KINDS[kind]
     with db.session() as session:
         t = session.table(table)
         found = session.fetch(
-            t.filter(t[hash_col] == hash_secret(secret)).select(
-                value=t[id_col] if kind == 0 else t[label], revoked_at=t.revoked_at
-            )
+            t.filter(t[hash_col] == hash_secret(secret)).select(t[id_col], t[label], t.revoked_at)
         )
     if not found:
         raise AuthenticationError(f"unknown {what}")
-    if found[0][1] is not None:
+    if found[0][2] is not None:
         raise AuthenticationError(f"this {what} has been revoked")
-    return str(found[0][0])
+    return str(found[0][0]), str(found[0][1])
 
 
 def authenticate_write_key(db: Database, key: str | None) -> str:
@@ -121,11 +119,11 @@ def authenticate_write_key(db: Database, key: str | None) -> str:
         raise AuthenticationError(
             "missing write key: send it as the HTTP Basic user name or as writeKey in the body"
         )
-    return _authenticate(db, key, 0, "write key")
+    return _authenticate(db, key, 0, "write key")[0]
 
 
-def authenticate_token(db: Database, token: str | None) -> str:
-    """Return the role of an active bearer token, or raise AuthenticationError."""
+def authenticate_token(db: Database, token: str | None) -> tuple[str, str]:
+    """Return (token id, role) of an active bearer token, or raise AuthenticationError."""
     if not token:
         raise AuthenticationError("missing bearer token: send 'Authorization: Bearer <token>'")
     return _authenticate(db, token, 1, "bearer token")

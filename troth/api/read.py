@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-__all__ = ["Forbidden", "router"]
+__all__ = ["Forbidden", "Principal", "admin", "person_reader", "principal", "role", "router"]
 
 router = APIRouter(prefix="/api/v1")
 _bearer = HTTPBearer(auto_error=False)
@@ -20,21 +21,41 @@ class Forbidden(Exception):
     """The token is valid but its role may not do this."""
 
 
-def role(
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the bearer token's id (the audit log's actor) and its role."""
+
+    token_id: str
+    role: str
+
+
+def principal(
     request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
-) -> str:
-    """Return the role of the request's bearer token (also read from the sign-in cookie)."""
+) -> Principal:
+    """Return the caller of the request's bearer token (also read from the sign-in cookie)."""
     token = credentials.credentials if credentials is not None else None
     if token is None:
         token = request.cookies.get("troth_token")
-    return request.app.state.troth.engine.role_for_token(token)
+    return Principal(*request.app.state.troth.engine.principal_for_token(token))
 
 
-def person_reader(role_name: str = Depends(role)) -> str:
+def role(who: Principal = Depends(principal)) -> str:
+    """Return the role of the request's bearer token."""
+    return who.role
+
+
+def person_reader(who: Principal = Depends(principal)) -> str:
     """Return the role if it may read individual customers, else raise Forbidden."""
-    if role_name not in _PERSON_ROLES:
-        raise Forbidden(f"role '{role_name}' sees aggregates only; customer data needs analyst")
-    return role_name
+    if who.role not in _PERSON_ROLES:
+        raise Forbidden(f"role '{who.role}' sees aggregates only; customer data needs analyst")
+    return who.role
+
+
+def admin(who: Principal = Depends(principal)) -> Principal:
+    """Return the caller if their role is admin (export, erase, keys, consent overrides)."""
+    if who.role != "admin":
+        raise Forbidden(f"role '{who.role}' may not do this; it needs an admin token")
+    return who
 
 
 @router.get("/customers/{identifier}")
