@@ -66,6 +66,29 @@ class Session:
         """Return the rows of a table expression as an Arrow table (columnar, no Python rows)."""
         return self._cur.execute(self.sql(expr)).to_arrow_table()
 
+    def fetch_batches(self, expr: ir.Table, rows: int = 10_000) -> Iterator[list[dict[str, Any]]]:
+        """Yield the rows of a table expression as lists of at most `rows` dicts.
+
+        Results larger than memory (a customer's every event) are read a batch at a time.
+        """
+        reader = self._cur.execute(self.sql(expr)).to_arrow_reader(rows)
+        for batch in reader:
+            yield batch.to_pylist()
+
+    def stored_tables(self) -> dict[str, list[str]]:
+        """Return every stored table's name with its column names, in catalog order."""
+        found: dict[str, list[str]] = {}
+        rows = self._cur.execute(
+            "SELECT c.table_name, c.column_name FROM information_schema.columns c "
+            "JOIN information_schema.tables t ON t.table_name = c.table_name "
+            "AND t.table_schema = c.table_schema "
+            "WHERE c.table_schema = 'main' AND t.table_type = 'BASE TABLE' "
+            "ORDER BY c.table_name, c.ordinal_position"
+        ).fetchall()
+        for table, column in rows:
+            found.setdefault(table, []).append(column)
+        return found
+
     def fetch_dicts(self, expr: ir.Table) -> list[dict[str, Any]]:
         """Return the rows of a table expression as dicts keyed by column name."""
         columns = list(expr.columns)
