@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from troth.access.credentials import (
     authenticate_token,
@@ -31,10 +31,12 @@ from troth.engagement.scoring import ScoreSummary, score_customers, stage_distri
 from troth.engagement.timeline import customer_timeline
 from troth.engagement.transitions import stage_movers, stage_transitions
 from troth.errors import CustomerNotFound
-from troth.identity.profile import customer_profile
+from troth.identity.profile import customer_profile, find_customer
 from troth.identity.runner import ResolutionSummary, identities_stale, resolve_identities
 from troth.ingest.files import ImportSummary, import_file
 from troth.ingest.mapping import TableMapping
+from troth.privacy.audit import audit, audit_entries
+from troth.privacy.export import write_export, write_export_file
 from troth.store import Database, open_database
 from troth.store.summary import store_summary
 from troth.value.holdout import holdout_check
@@ -231,3 +233,44 @@ class Engine:
     def principal_for_token(self, token: str | None) -> tuple[str, str]:
         """Return (token id, role) of a bearer token, or raise AuthenticationError."""
         return authenticate_token(self.db, token)
+
+    def export(self, identifier: str, out: BinaryIO, actor: str) -> tuple[str, int]:
+        """Write everything held about a person as JSON to `out`; return (customer id, bytes).
+
+        The export is recorded in the audit log as `actor`'s.
+        """
+        if self.resolve_on_read and identities_stale(self.db):
+            self.resolve_identities()
+        customer_id, size = write_export(self.db, identifier, out, self.settings.privacy)
+        audit(self.db, actor, "customer.export", customer_id, f"{size} bytes")
+        return customer_id, size
+
+    def export_file(self, identifier: str, path: Path, actor: str) -> tuple[str, int]:
+        """Write a person's export to a new file at `path`; return (customer id, bytes)."""
+        if self.resolve_on_read and identities_stale(self.db):
+            self.resolve_identities()
+        customer_id, size = write_export_file(self.db, identifier, path, self.settings.privacy)
+        audit(self.db, actor, "customer.export", customer_id, f"file {path.name}, {size} bytes")
+        return customer_id, size
+
+    def audit(
+        self, actor: str, action: str, customer_id: str | None = None, detail: str | None = None
+    ) -> None:
+        """Record in the audit log that `actor` did `action` (about `customer_id`)."""
+        audit(self.db, actor, action, customer_id, detail)
+
+    def audit_log(
+        self, customer: str | None = None, limit: int = 100, offset: int = 0
+    ) -> dict[str, Any]:
+        """Return {"total", "entries"} of the audit log, newest first, optionally of one person.
+
+        `customer` is any identifier of a current customer, or a customer id as logged (an
+        erased person's entries keep only a hash of their id).
+        """
+        customer_id = customer
+        if customer is not None:
+            try:
+                customer_id = find_customer(self.db, customer)
+            except CustomerNotFound:
+                customer_id = customer
+        return audit_entries(self.db, customer_id, limit, offset)
