@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typer import Typer
 
-from troth.cli import customers, data, engagement, keys, serve, value
+from troth.cli import access, customers, data, engagement, keys, serve, value
 
 __all__ = ["app", "main"]
 
@@ -22,6 +22,8 @@ app.command("demo")(data.demo)
 app.command("score")(engagement.score)
 app.command("stages")(engagement.stages)
 app.command("value")(value.value)
+app.command("export")(access.export)
+app.command("audit")(access.audit)
 app.add_typer(keys.app, name="keys")
 app.add_typer(customers.app, name="customers")
 
