@@ -210,21 +210,27 @@ class Engine:
         with self.db.session() as session:
             return session.read_state("demo_database") == 1
 
-    def create_write_key(self, source: str) -> tuple[str, str]:
-        """Create a write key for a source; return (source id, key)."""
-        return create_write_key(self.db, source)
+    def create_write_key(self, source: str, actor: str = "cli") -> tuple[str, str]:
+        """Create a write key for a source (audited as `actor`'s); return (source id, key)."""
+        source_id, key = create_write_key(self.db, source)
+        audit(self.db, actor, "key.create", None, f"write key {source_id} for source {source}")
+        return source_id, key
 
-    def create_token(self, role: str) -> tuple[str, str]:
-        """Create a bearer token with a role; return (token id, token)."""
-        return create_token(self.db, role)
+    def create_token(self, role: str, actor: str = "cli") -> tuple[str, str]:
+        """Create a bearer token with a role (audited as `actor`'s); return (token id, token)."""
+        token_id, token = create_token(self.db, role)
+        audit(self.db, actor, "key.create", None, f"token {token_id} with role {role}")
+        return token_id, token
 
     def credentials(self) -> list[Credential]:
         """Return every write key and token (without secrets)."""
         return list_credentials(self.db)
 
-    def revoke(self, key_or_id: str) -> Credential:
-        """Revoke a write key or token by id or value; return it."""
-        return revoke_credential(self.db, key_or_id)
+    def revoke(self, key_or_id: str, actor: str = "cli") -> Credential:
+        """Revoke a write key or token by id or value (audited as `actor`'s); return it."""
+        credential = revoke_credential(self.db, key_or_id)
+        audit(self.db, actor, "key.revoke", None, f"{credential.kind} {credential.id}")
+        return credential
 
     def source_for_write_key(self, key: str | None) -> str:
         """Return the source id of a write key, or raise AuthenticationError."""
