@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from troth import __version__
-from troth.api import ingestion, read
+from troth.api import access, ingestion, read
 from troth.api.state import ServerState
 from troth.config import ServerSettings
 from troth.engine import Engine
@@ -59,6 +59,7 @@ def create_app(engine: Engine, server: ServerSettings | None = None) -> FastAPI:
     )
     app.include_router(ingestion.router)
     app.include_router(read.router)
+    app.include_router(access.router)
     _add_error_handlers(app)
     _add_operations_routes(app, state)
     return app
@@ -69,6 +70,7 @@ _ERROR_STATUSES: tuple[tuple[type[Exception], int, dict[str, str] | None], ...] 
     (AuthenticationError, 401, {"WWW-Authenticate": "Bearer"}),
     (read.Forbidden, 403, None),
     (CustomerNotFound, 404, None),
+    (access.CredentialNotFound, 404, None),
     (RequestValidationError, 400, None),
     (TrothError, 400, None),
 )

@@ -60,10 +60,16 @@ def admin(who: Principal = Depends(principal)) -> Principal:
 
 @router.get("/customers/{identifier}")
 def get_customer(
-    identifier: str, request: Request, _role: str = Depends(person_reader)
+    identifier: str,
+    request: Request,
+    _role: str = Depends(person_reader),
+    who: Principal = Depends(principal),
 ) -> dict[str, Any]:
     """Return the customer holding `identifier`: ids, traits, event counts, first/last seen."""
-    return request.app.state.troth.engine.customer(identifier)
+    engine = request.app.state.troth.engine
+    profile = engine.customer(identifier)
+    engine.audit(who.token_id, "customer.read", profile["customer_id"])
+    return profile
 
 
 @router.get("/customers")
@@ -76,9 +82,11 @@ def get_customers(
     limit: int = 50,
     offset: int = 0,
     _role: str = Depends(person_reader),
+    who: Principal = Depends(principal),
 ) -> dict[str, Any]:
     """Return one page of customers from the last scoring: total and rows."""
-    return request.app.state.troth.engine.customers(
+    engine = request.app.state.troth.engine
+    page = engine.customers(
         stage=stage,
         phase=phase,
         cognitive_loyalty=cognitive_loyalty,
@@ -86,6 +94,8 @@ def get_customers(
         limit=limit,
         offset=offset,
     )
+    _audit_list(request, who, f"customers sort={sort} offset={offset}", len(page["customers"]))
+    return page
 
 
 @router.get("/stages")
@@ -108,12 +118,15 @@ def get_ladder(request: Request, _role: str = Depends(role)) -> dict[str, Any]:
 
 @router.get("/value")
 def get_value(
-    request: Request, top: int = Query(10, ge=0, le=1000), role_name: str = Depends(role)
+    request: Request, top: int = Query(10, ge=0, le=1000), who: Principal = Depends(principal)
 ) -> dict[str, Any]:
     """Return the value models' fits and the CLV/CEV distribution; with a role that may read
     customers, also the `top` customers by CEV and the `top` most valuable at-risk customers."""
-    shown = top if role_name in _PERSON_ROLES else 0
-    return request.app.state.troth.engine.value(shown)
+    shown = top if who.role in _PERSON_ROLES else 0
+    overview = request.app.state.troth.engine.value(shown)
+    if shown:
+        _audit_list(request, who, f"value top={shown}", shown)
+    return overview
 
 
 @router.get("/value/at-risk")
@@ -121,9 +134,19 @@ def get_at_risk(
     request: Request,
     limit: int = Query(50, ge=1, le=10_000),
     _role: str = Depends(person_reader),
+    who: Principal = Depends(principal),
 ) -> list[dict[str, Any]]:
     """Return at-risk customers (low P(alive), high CLV if alive), most value at stake first."""
-    return request.app.state.troth.engine.at_risk(limit)
+    rows = request.app.state.troth.engine.at_risk(limit)
+    _audit_list(request, who, "at-risk", len(rows))
+    return rows
+
+
+def _audit_list(request: Request, who: Principal, what: str, rows: int) -> None:
+    """Record one audit entry for a list of customers (one per request, not per row)."""
+    request.app.state.troth.engine.audit(
+        who.token_id, "customer.list", None, f"{what}: {rows} rows"
+    )
 
 
 @router.get("/summary")
