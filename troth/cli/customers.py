@@ -48,6 +48,7 @@ def show(
     """Show a customer's identifiers, latest traits, activity and merge history."""
     with open_engine(db, config) as engine:
         profile = engine.customer(identifier)
+        engine.audit("cli", "customer.read", profile["customer_id"])
     if as_json:
         print_json(profile)
     else:
@@ -79,6 +80,9 @@ def list_command(
             sort=sort,
             limit=limit,
             offset=offset,
+        )
+        engine.audit(
+            "cli", "customer.list", None, f"customers sort={sort}: {len(page['customers'])} rows"
         )
     if as_json:
         print_json(page)
