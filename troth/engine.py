@@ -35,6 +35,7 @@ from troth.identity.profile import customer_profile, find_customer
 from troth.identity.runner import ResolutionSummary, identities_stale, resolve_identities
 from troth.ingest.files import ImportSummary, import_file
 from troth.ingest.mapping import TableMapping
+from troth.privacy.erasure import ErasureSummary, erase_customer
 from troth.privacy.audit import audit, audit_entries
 from troth.privacy.export import write_export, write_export_file
 from troth.store import Database, open_database
@@ -280,3 +281,12 @@ class Engine:
             except CustomerNotFound:
                 customer_id = customer
         return audit_entries(self.db, customer_id, limit, offset)
+
+    def erase(self, identifier: str, actor: str) -> ErasureSummary:
+        """Erase the customer holding `identifier` from the database and files; return counts.
+
+        The database file is rewritten and reopened: no other thread may use it meanwhile.
+        """
+        if identities_stale(self.db):
+            self.resolve_identities()
+        return erase_customer(self.db, identifier, actor)

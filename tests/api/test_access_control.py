@@ -27,6 +27,7 @@ MIN_ROLE = {
     ("GET", "/api/v1/customers/{identifier}"): "analyst",
     ("GET", "/api/v1/value/at-risk"): "analyst",
     ("GET", "/api/v1/customers/{identifier}/export"): "admin",
+    ("DELETE", "/api/v1/customers/{identifier}"): "admin",
     ("GET", "/api/v1/audit"): "admin",
     ("GET", "/api/v1/tokens"): "admin",
     ("POST", "/api/v1/tokens"): "admin",

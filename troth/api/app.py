@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from troth import __version__
 from troth.api import access, ingestion, read
+from troth.api.erasure import ShareDatabase
+from troth.api.erasure import router as erasure_router
 from troth.api.state import ServerState
 from troth.config import ServerSettings
 from troth.engine import Engine
@@ -59,6 +61,9 @@ def create_app(engine: Engine, server: ServerSettings | None = None) -> FastAPI:
     )
     app.include_router(ingestion.router)
     app.include_router(read.router)
+    app.include_router(erasure_router)
+    # An erasure swaps the database file: it waits for other requests and they wait for it.
+    app.add_middleware(ShareDatabase, gate=state.gate)
     app.include_router(access.router)
     _add_error_handlers(app)
     _add_operations_routes(app, state)
@@ -111,6 +116,7 @@ def _add_operations_routes(app: FastAPI, state: ServerState) -> None:
             "troth_requests_throttled_total": c.requests_throttled,
             "troth_requests_unauthorized_total": c.requests_unauthorized,
             "troth_events_written_total": state.writer.events_written,
+            "troth_events_suppressed_total": state.writer.events_suppressed,
             "troth_commits_total": state.writer.commits,
             "troth_identity_runs_total": c.identity_runs,
             "troth_write_queue_events": state.writer.queued_events,

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from troth.engine import Engine
 from troth.errors import AuthenticationError
+from troth.privacy.erasure import ErasureSummary
 from troth.store.writer import GroupCommitWriter
 
-__all__ = ["Counters", "ServerState"]
+__all__ = ["Counters", "DatabaseGate", "ServerState"]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,57 @@ class Counters:
     identity_runs: int = 0
 
 
+class DatabaseGate:
+    """Requests share the database; an erasure has it alone while it rewrites the file.
+
+    Lives on the event loop: a request holds its share from arrival to answer (including the
+    thread a sync endpoint runs in), and once an erasure waits, new requests wait behind it.
+    """
+
+    def __init__(self) -> None:
+        self._active = 0
+        self._exclusive = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._changed = asyncio.Condition()
+
+    def _condition(self) -> asyncio.Condition:
+        """Return the condition of the running loop (a test client may start a loop per call)."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._loop, self._changed = loop, asyncio.Condition()
+            self._active, self._exclusive = 0, False
+        return self._changed
+
+    @contextlib.asynccontextmanager
+    async def shared(self) -> AsyncIterator[None]:
+        """Hold a share of the database for the block."""
+        changed = self._condition()
+        async with changed:
+            await changed.wait_for(lambda: not self._exclusive)
+            self._active += 1
+        try:
+            yield
+        finally:
+            async with changed:
+                self._active -= 1
+                changed.notify_all()
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """Hold the database alone for the block, once every share is given back."""
+        changed = self._condition()
+        async with changed:
+            await changed.wait_for(lambda: not self._exclusive)
+            self._exclusive = True
+            await changed.wait_for(lambda: self._active == 0)
+        try:
+            yield
+        finally:
+            async with changed:
+                self._exclusive = False
+                changed.notify_all()
+
+
 @dataclass
 class ServerState:
     """The engine and writer of one `troth serve` process, plus its background identity loop."""
@@ -40,7 +95,10 @@ class ServerState:
     commit_timeout_s: float = 30.0
     counters: Counters = field(default_factory=Counters)
     _keys: dict[str, tuple[str, float]] = field(default_factory=dict)
+    gate: DatabaseGate = field(default_factory=DatabaseGate)
     _stop: threading.Event = field(default_factory=threading.Event)
+    # Held by each background identity run, and by an erasure while it swaps the file.
+    _maintenance: threading.Lock = field(default_factory=threading.Lock)
     _identity_thread: threading.Thread | None = None
 
     def source_for(self, write_key: str | None) -> str:
@@ -80,11 +138,20 @@ class ServerState:
             log.exception("final identity resolution failed")
         self.engine.close()
 
+    def erase(self, identifier: str, actor: str) -> ErasureSummary:
+        """Erase a customer with the writer and the identity loop paused; return the summary.
+
+        The caller holds the gate exclusively, so no request uses the database either.
+        """
+        with self.writer.paused(), self._maintenance:
+            return self.engine.erase(identifier, actor)
+
     def _identity_loop(self) -> None:
         while not self._stop.wait(self.identity_interval_s):
             try:
-                if self.engine.identities_stale():
-                    self.engine.resolve_identities()
-                    self.counters.identity_runs += 1
+                with self._maintenance:
+                    if self.engine.identities_stale():
+                        self.engine.resolve_identities()
+                        self.counters.identity_runs += 1
             except Exception:
                 log.exception("identity resolution failed; retrying later")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typer import Typer
 
 from troth.cli import access, customers, data, engagement, keys, serve, value
+from troth.cli.erasure import erase
 
 __all__ = ["app", "main"]
 
@@ -24,6 +25,7 @@ app.command("stages")(engagement.stages)
 app.command("value")(value.value)
 app.command("export")(access.export)
 app.command("audit")(access.audit)
+app.command("erase")(erase)
 app.add_typer(keys.app, name="keys")
 app.add_typer(customers.app, name="customers")
 

@@ -83,6 +83,8 @@ def import_command(
         f"{summary.duplicates:,} already stored, [red]{summary.rejected:,} rejected[/] "
         f"in {summary.seconds:.1f} s"
     )
+    if summary.suppressed:
+        console.print(f"{summary.suppressed:,} rows name an erased person: not stored")
     if summary.rejects_path:
         console.print(f"rejected rows and reasons: {summary.rejects_path}")
 

@@ -24,6 +24,13 @@ from troth.events.schema import EVENT_SCHEMA, REJECT_SCHEMA, reject_row, rows_to
 from troth.ingest.mapping import TableMapping, check_mapping, segment_mapping
 from troth.store.bulk import BulkResult, file_columns, import_table
 from troth.store.database import Database
+from troth.store.tombstones import (
+    TombstoneFilter,
+    forget_tombstones,
+    lift_tombstones,
+    tombstone_filter,
+)
+from troth.store.written_files import record_written_file
 
 __all__ = ["FORMATS", "ImportSummary", "import_file", "rejects_path_for"]
 
@@ -40,7 +47,8 @@ _CHUNK_LINES = 50_000
 
 @dataclass(frozen=True)
 class ImportSummary:
-    """What an import did: rows read = inserted + duplicates + rejected, and where rejects went."""
+    """What an import did: rows read = inserted + duplicates + rejected + suppressed, and where
+    rejects went. Suppressed rows name an erased person: neither stored nor kept as rejects."""
 
     path: str
     format: str
@@ -50,6 +58,7 @@ class ImportSummary:
     rejected: int
     rejects_path: str | None
     seconds: float
+    suppressed: int = 0
 
 
 def rejects_path_for(path: Path) -> Path:
@@ -107,6 +116,8 @@ def import_file(
             received_at=received_at,
             progress=progress,
         )
+    if result.rejected:  # it holds people's data: an erasure must find it
+        record_written_file(db, rejects_path, "rejects")
     return ImportSummary(
         path=str(path),
         format=fmt,
@@ -116,6 +127,7 @@ def import_file(
         rejected=result.rejected,
         rejects_path=str(rejects_path) if result.rejected else None,
         seconds=time.perf_counter() - started,
+        suppressed=result.suppressed,
     )
 
 
@@ -191,18 +203,21 @@ def _import_calls(
     normalize_call, not the index, is what limits this path's speed.
     """
     total = _count_lines(path)
-    rows = rejected = inserted = 0
+    rows = rejected = inserted = suppressed = 0
     rejects_file = _RejectsFile(rejects_path)
     cursor = db.cursor()
+    tombstones = tombstone_filter(db, cursor)
     try:
         with path.open("rb") as lines, db.transaction(cursor) as cur:
-            for number, events, rejects in _chunks(
-                lines, received_at, source_id, origin, rejects_file
+            for number, events, rejects, dropped, lifted in _chunks(
+                lines, received_at, source_id, origin, rejects_file, tombstones
             ):
+                lift_tombstones(db, cur, lifted)
                 inserted += db.insert_events(events, cur)
                 db.insert_rejects(rejects, cur)
-                rows += events.num_rows + rejects.num_rows
+                rows += events.num_rows + rejects.num_rows + dropped
                 rejected += rejects.num_rows
+                suppressed += dropped
                 if progress is not None:
                     progress(min(number, total), total)
     except BaseException:
@@ -212,7 +227,9 @@ def _import_calls(
     finally:
         cursor.close()
     rejects_file.close()
-    return BulkResult(rows, inserted, rows - inserted - rejected, rejected)
+    if tombstones is not None:
+        forget_tombstones(db)  # a consent grant may have lifted some
+    return BulkResult(rows, inserted, rows - inserted - rejected - suppressed, rejected, suppressed)
 
 
 def _chunks(
@@ -221,8 +238,12 @@ def _chunks(
     source_id: str,
     origin: str,
     rejects_file: _RejectsFile,
-) -> Iterator[tuple[int, pa.Table, pa.Table]]:
-    """Yield (lines read so far, events, rejects) per chunk of the file's lines."""
+    tombstones: TombstoneFilter | None = None,
+) -> Iterator[tuple[int, pa.Table, pa.Table, int, set[str]]]:
+    """Yield (lines read, events, rejects, rows suppressed, tombstones lifted) per chunk.
+
+    Lines naming an erased person are suppressed (`tombstones`), unless they grant consent.
+    """
     # Calls without a messageId get one hashed from their bytes; identical lines are numbered
     # so that each stays an event, and re-importing the file finds the same ids.
     occurrences: dict[str, int] = {}
@@ -230,6 +251,7 @@ def _chunks(
     while chunk := list(islice(lines, _CHUNK_LINES)):
         rows: list[EventRow] = []
         rejects: list[tuple] = []
+        dropped = 0
         for raw in chunk:
             number += 1
             line = raw.strip()
@@ -238,12 +260,25 @@ def _chunks(
             try:
                 row = normalize_call(line, received_at, source_id)
             except EventValidationError as exc:
+                if tombstones is not None and tombstones.suppresses_payload(line):
+                    dropped += 1
+                    continue
                 text = line.decode("utf-8", errors="replace")
                 rejects.append(reject_row(origin, None, exc.field, exc.message, text))
                 rejects_file.write(number, exc.message, exc.field, line)
                 continue
             rows.append(_numbered(row, line, occurrences))
-        yield number, rows_to_table(rows, EVENT_SCHEMA), rows_to_table(rejects, REJECT_SCHEMA)
+        lifted: set[str] = set()
+        if tombstones is not None:
+            rows, suppressed, lifted = tombstones.split(rows)
+            dropped += suppressed
+        yield (
+            number,
+            rows_to_table(rows, EVENT_SCHEMA),
+            rows_to_table(rejects, REJECT_SCHEMA),
+            dropped,
+            lifted,
+        )
 
 
 def _numbered(row: EventRow, line: bytes, occurrences: dict[str, int]) -> EventRow:

@@ -27,6 +27,7 @@ from troth.errors import ImportFileError, StoreError
 from troth.events.schema import EVENT_COLUMNS
 from troth.store.bulk_sql import FieldSource, ImportQuery, literal
 from troth.store.database import Database
+from troth.store.tombstones import TOMBSTONE_KEY, forget_tombstones
 
 __all__ = ["BulkResult", "FieldSource", "WriteMode", "file_columns", "import_table"]
 
@@ -47,16 +48,21 @@ _READERS = {
 }
 _FORMAT_NAMES = {"parquet": "Parquet", "csv": "CSV", "jsonl": "JSON lines"}
 _CHECKED, _REJECTS, _STAGED = "__troth_checked", "__troth_rejects", "__troth_staged"
+_TOMBSTONED, _SUPPRESSED = "__troth_tombstoned", "__troth_suppressed"
 
 
 @dataclass(frozen=True)
 class BulkResult:
-    """Counts of one import: rows read, new events, already-known events and rejected rows."""
+    """Counts of one import: rows read, new events, already-known, rejected and suppressed rows.
+
+    Suppressed rows carry an erased person's identifier: neither stored nor kept as rejects.
+    """
 
     rows: int
     inserted: int
     duplicates: int
     rejected: int
+    suppressed: int = 0
 
 
 def _reader(path: Path, fmt: str) -> str:
@@ -121,17 +127,49 @@ def import_table(
         # progress is that of the stages.
         if progress is not None:
             progress(0, rows)
-        inserted, rejected = _write_checked(cur, query, rows, generate, mode, rejects_path)
+        suppressed = _suppress_tombstoned(cur, query)
+        inserted, rejected = _write_checked(
+            cur, query, rows, generate, mode, rejects_path, suppressed
+        )
+        if suppressed is not None:
+            forget_tombstones(db)  # a consent grant may have lifted some
         if progress is not None:
             progress(rows, rows)
-        return BulkResult(rows, inserted, rows - inserted - rejected, rejected)
+        dropped = _suppressed_count(cur, suppressed)
+        return BulkResult(rows, inserted, rows - inserted - rejected - dropped, rejected, dropped)
     except duckdb.Error as exc:
         raise StoreError(f"importing {path} failed: {str(exc).splitlines()[0]}") from exc
     finally:
         cur.execute(f"DROP VIEW IF EXISTS {_CHECKED}")
         cur.execute(f"DROP TABLE IF EXISTS {_REJECTS}")
         cur.execute(f"DROP TABLE IF EXISTS {_STAGED}")
+        cur.execute(f"DROP TABLE IF EXISTS {_TOMBSTONED}")
+        cur.execute(f"DROP TABLE IF EXISTS {_SUPPRESSED}")
         cur.close()
+
+
+def _suppress_tombstoned(cur: duckdb.DuckDBPyConnection, query: ImportQuery) -> str | None:
+    """Find the rows naming an erased person; return the table of those to leave out, or None.
+
+    The tombstones table is usually empty, and then nothing is hashed at all.
+    """
+    if not cur.execute("SELECT count(*) FROM tombstones").fetchone()[0]:
+        return None
+    cur.execute(
+        f"CREATE OR REPLACE TEMP TABLE {_TOMBSTONED} AS {query.tombstoned(_CHECKED, TOMBSTONE_KEY)}"
+    )
+    cur.execute(
+        f"CREATE OR REPLACE TEMP TABLE {_SUPPRESSED} AS SELECT DISTINCT __troth_row "
+        f"FROM {_TOMBSTONED} WHERE NOT grants"
+    )
+    return _SUPPRESSED
+
+
+def _suppressed_count(cur: duckdb.DuckDBPyConnection, suppressed: str | None) -> int:
+    """Return how many rows were left out as an erased person's."""
+    if suppressed is None:
+        return 0
+    return int(cur.execute(f"SELECT count(*) FROM {suppressed}").fetchone()[0])
 
 
 def _stage(cur: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> str:
@@ -159,6 +197,7 @@ def _write_checked(
     generate: bool,
     mode: WriteMode,
     rejects_path: Path,
+    suppressed: str | None = None,
 ) -> tuple[int, int]:
     """Insert the valid rows and record the refused ones in one transaction; return both counts.
 
@@ -171,11 +210,21 @@ def _write_checked(
     for dedupe in (False, True) if anti_join else (False,):
         cur.execute("BEGIN TRANSACTION")
         try:
-            insert = query.insert(_CHECKED, generate, anti_join=anti_join, dedupe=dedupe)
+            insert = query.insert(
+                _CHECKED, generate, anti_join=anti_join, dedupe=dedupe, suppressed=suppressed
+            )
             inserted = int(cur.execute(insert).fetchone()[0])
             rejected = 0
-            if inserted < rows:  # some rows are duplicates or refused: find out which
-                cur.execute(f"CREATE OR REPLACE TEMP TABLE {_REJECTS} AS {query.rejects(_CHECKED)}")
+            if suppressed is not None:  # a consent grant brings its identifiers back
+                cur.execute(
+                    f"DELETE FROM tombstones WHERE node_hash IN "
+                    f"(SELECT node_hash FROM {_TOMBSTONED} WHERE grants)"
+                )
+            if inserted < rows:  # some rows are duplicates, refused or suppressed: which
+                cur.execute(
+                    f"CREATE OR REPLACE TEMP TABLE {_REJECTS} AS "
+                    f"{query.rejects(_CHECKED, suppressed)}"
+                )
                 rejected = int(cur.execute(f"SELECT count(*) FROM {_REJECTS}").fetchone()[0])
                 cur.execute(query.record_rejects(_REJECTS))
                 if rejected:

@@ -354,9 +354,55 @@ class ImportQuery:
         ]
         return ", ".join(f"{sql} AS {col}" for sql, col in zip(values, EVENT_COLUMNS, strict=True))
 
-    def insert(self, checked: str, generate: bool, *, anti_join: bool, dedupe: bool) -> str:
-        """Return the INSERT of the valid rows of `checked` whose messageId is not stored yet."""
+    def tombstoned(self, checked: str, key_name: str) -> str:
+        """Return the SELECT of rows carrying a tombstoned identifier node: `__troth_row`,
+        `node_hash`, and `grants` (a valid `Consent Updated` granting consent, which is stored
+        and lifts the tombstone). Nodes are hashed as `troth.store.tombstones` does."""
+
+        def trait(name: str) -> str:
+            return (
+                f"lower(trim(coalesce(json_extract_string(__t_traits_value, '$.{name}'), "
+                f"json_extract_string(__t_context_value, '$.traits.{name}'))))"
+            )
+
+        phone = f"nullif(regexp_replace({trait('phone')}, '[^0-9+]', '', 'g'), '')"
+        nodes = ", ".join(
+            [
+                "'user_id:' || __t_userId",
+                "'anonymous_id:' || __t_anonymousId",
+                "'user_id:' || __t_previousId",
+                "'anonymous_id:' || __t_previousId",
+                f"'email:' || nullif({trait('email')}, '')",
+                f"'phone:' || {phone}",
+            ]
+        )
+        grants = (
+            "(__t_err = 0 AND __t_type = 'track' AND __t_event = 'Consent Updated' AND "
+            "CAST(json_extract(__t_properties_value, '$.granted') AS VARCHAR) = 'true')"
+        )
+        key = f"(SELECT value FROM secrets WHERE name = {literal(key_name)})"
+        return (
+            "SELECT DISTINCT n.__troth_row, t.node_hash, n.grants FROM "
+            f"(SELECT __troth_row, {grants} AS grants, unnest([{nodes}]) AS node "
+            f"FROM {checked}) n JOIN tombstones t ON t.node_hash = sha256({key} || n.node)"
+        )
+
+    def insert(
+        self,
+        checked: str,
+        generate: bool,
+        *,
+        anti_join: bool,
+        dedupe: bool,
+        suppressed: str | None = None,
+    ) -> str:
+        """Return the INSERT of the valid rows of `checked` whose messageId is not stored yet.
+
+        `suppressed` names a relation of `__troth_row`s left out (erased people's events).
+        """
         rows, message_id = f"SELECT * FROM {checked} WHERE __t_err = 0", "__t_mid"
+        if suppressed is not None:
+            rows += f" AND __troth_row NOT IN (SELECT __troth_row FROM {suppressed})"
         if generate:
             # Hash what the row says (not the import time) so a re-import finds the same ids;
             # number identical rows so that two equal purchases on one day both stay.
@@ -380,8 +426,14 @@ class ImportQuery:
             sql += " QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY __troth_row) = 1"
         return sql if anti_join else sql + " ON CONFLICT DO NOTHING"
 
-    def rejects(self, checked: str) -> str:
-        """Return the SELECT of refused rows: row number, reason, field, messageId and data."""
+    def rejects(self, checked: str, suppressed: str | None = None) -> str:
+        """Return the SELECT of refused rows: row number, reason, field, messageId and data.
+
+        Rows in `suppressed` (erased people's) are left out: keeping them would keep the data.
+        """
+        where = "__t_err > 0"
+        if suppressed is not None:
+            where += f" AND __troth_row NOT IN (SELECT __troth_row FROM {suppressed})"
         checks = list(enumerate(self._checks(), 1))
         reasons = " ".join(f"WHEN {n} THEN {c.reason}" for n, c in checks)
         fields = " ".join(f"WHEN {n} THEN {literal(c.field)}" for n, c in checks if c.field)
@@ -389,7 +441,7 @@ class ImportQuery:
         return (
             f'SELECT __troth_row AS "row", CASE __t_err {reasons} END AS reason, '
             f"CASE __t_err {fields} END AS field, CAST(__t_messageId AS VARCHAR) AS message_id, "
-            f"to_json({{{data}}}) AS data FROM {checked} WHERE __t_err > 0"
+            f"to_json({{{data}}}) AS data FROM {checked} WHERE {where}"
         )
 
     def record_rejects(self, table: str) -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,9 +42,19 @@ _IBIS_TYPES = {
 class Database:
     """One open DuckDB database file; the only object in Troth that holds a connection."""
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection, path: str) -> None:
+    def __init__(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        path: str,
+        config: dict[str, Any] | None = None,
+    ) -> None:
         self._con = connection
         self.path = path
+        self._config = dict(config or {})
+        # Bumped when `rewrite` reopens the file: holders of a cursor take a new one.
+        self.generation = 0
+        # Small per-database values other store modules cache (e.g. the tombstones).
+        self.cache: dict[str, Any] = {}
         self._ibis: Any = None
         self._schemas: dict[str, Any] = {}
         self._schema_lock = threading.Lock()
@@ -219,11 +231,83 @@ class Database:
         """Fold the write-ahead log into the database file."""
         self._con.execute("CHECKPOINT")
 
+    def rewrite(self) -> float:
+        """Copy every live row into a fresh file that replaces this one; return the seconds.
+
+        DuckDB leaves deleted rows in freed blocks of the file until they are reused, so an
+        erasure copies the database (COPY FROM DATABASE writes live rows only), checks that
+        each table holds as many rows in the copy, swaps the files atomically and reopens.
+        No other thread may use the database meanwhile: cursors taken before are closed.
+        """
+        started = time.perf_counter()
+        if self.path == ":memory:":
+            return 0.0
+        path = Path(self.path)
+        fresh = path.with_name(path.name + ".rewrite")
+        for leftover in (fresh, Path(f"{fresh}.wal")):
+            leftover.unlink(missing_ok=True)
+        con = self._con
+        name = con.execute("SELECT current_database()").fetchone()[0]
+        try:
+            con.execute("CHECKPOINT")
+            con.execute(f"ATTACH {_literal(str(fresh))} AS __troth_rewrite")
+            try:
+                con.execute(f"COPY FROM DATABASE {_ident(name)} TO __troth_rewrite")
+                _check_copy(con, name, "__troth_rewrite")
+            finally:
+                con.execute("DETACH __troth_rewrite")
+        except (duckdb.Error, StoreError) as exc:
+            fresh.unlink(missing_ok=True)
+            raise StoreError(f"could not rewrite database {path}: {exc}") from exc
+        self._ibis = None
+        con.close()
+        os.replace(fresh, path)
+        # Closing checkpointed the old log into the old file, which is gone now.
+        Path(f"{path}.wal").unlink(missing_ok=True)
+        if Path(f"{fresh}.wal").exists():
+            os.replace(f"{fresh}.wal", f"{path}.wal")
+        try:
+            self._con = duckdb.connect(str(path), config=self._config)
+        except duckdb.Error as exc:
+            raise StoreError(f"could not reopen database {path} after rewriting it: {exc}") from exc
+        self._con.execute("SET TimeZone = 'UTC'")
+        self.generation += 1
+        self.cache.clear()
+        return time.perf_counter() - started
+
     def close(self) -> None:
         """Checkpoint and close the database."""
         with contextlib.suppress(duckdb.Error):
             self._con.execute("CHECKPOINT")
         self._con.close()
+
+
+def _literal(text: str) -> str:
+    """Return `text` as a SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    """Return `name` as a quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _check_copy(con: duckdb.DuckDBPyConnection, source: str, copy: str) -> None:
+    """Raise StoreError unless every table of `source` has as many rows in `copy`."""
+    tables = [
+        row[0]
+        for row in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = ? AND NOT temporary",
+            [source],
+        ).fetchall()
+    ]
+    for table in tables:
+        counts = [
+            con.execute(f"SELECT count(*) FROM {_ident(db)}.main.{_ident(table)}").fetchone()[0]
+            for db in (source, copy)
+        ]
+        if counts[0] != counts[1]:
+            raise StoreError(f"the copy of table {table} has {counts[1]} rows, not {counts[0]}")
 
 
 def open_database(
@@ -260,7 +344,7 @@ def open_database(
     except duckdb.Error as exc:
         raise StoreError(f"cannot open database {path}: {exc}") from exc
     con.execute("SET TimeZone = 'UTC'")
-    db = Database(con, path)
+    db = Database(con, path, config)
     if not read_only:
         db.migrate()
     return db

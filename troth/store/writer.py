@@ -7,15 +7,17 @@ transaction holding its events has committed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from troth.errors import OverloadedError, StoreError
 from troth.events.schema import EVENT_SCHEMA, REJECT_SCHEMA, rows_to_table
 from troth.store.database import Database
+from troth.store.tombstones import lift_tombstones, tombstone_filter
 
 __all__ = ["CommitResult", "GroupCommitWriter"]
 
@@ -58,6 +60,9 @@ class GroupCommitWriter:
     ) -> None:
         self._db = db
         self._cursor = db.cursor()
+        self._generation = db.generation
+        # Held while a group commits; `paused` takes it so the database file can be swapped.
+        self._commit_lock = threading.Lock()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._max_queued = max_queued_events
         self._max_group = max_group_events
@@ -69,6 +74,7 @@ class GroupCommitWriter:
         self._stopped = False
         self.commits = 0
         self.events_written = 0
+        self.events_suppressed = 0
 
     def start(self) -> GroupCommitWriter:
         """Start the writer thread; return self."""
@@ -107,6 +113,12 @@ class GroupCommitWriter:
         if self._thread.ident is not None:
             self._thread.join(timeout)
 
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Hold off commits for the block (requests keep queueing); the cursor is renewed after."""
+        with self._commit_lock:
+            yield
+
     def _take_group(self, first: _Request) -> tuple[list[_Request], bool]:
         """Return the requests to commit together, and whether a stop was asked for."""
         group = [first]
@@ -129,15 +141,29 @@ class GroupCommitWriter:
             if item is _STOP:
                 break
             group, stop = self._take_group(item)
-            self._commit(group)
+            with self._commit_lock:
+                if self._generation != self._db.generation:  # the file was rewritten
+                    self._cursor = self._db.cursor()
+                    self._generation = self._db.generation
+                self._commit(group)
 
     def _commit(self, group: list[_Request]) -> None:
         rows = [row for request in group for row in request.rows]
         rejects = [row for request in group for row in request.rejects]
         error: Exception | None = None
-        inserted = 0
+        inserted = suppressed = 0
+        lifted: set[str] = set()
         try:
-            if not rejects:
+            tombstones = tombstone_filter(self._db, self._cursor)
+            if tombstones is not None:  # erased people's late events are neither stored nor kept
+                rows, suppressed, lifted = tombstones.split(rows)
+                rejects = [r for r in rejects if not tombstones.suppresses_payload(r[-1])]
+            if lifted:
+                with self._db.transaction(self._cursor) as cur:
+                    inserted = self._db.insert_events(rows_to_table(rows, EVENT_SCHEMA), cur)
+                    self._db.insert_rejects(rows_to_table(rejects, REJECT_SCHEMA), cur)
+                    lift_tombstones(self._db, cur, lifted)
+            elif not rejects:
                 # One statement commits on its own: BEGIN and COMMIT would cost two more trips.
                 inserted = self._db.insert_events(
                     rows_to_table(_first_of_each(rows), EVENT_SCHEMA),
@@ -152,12 +178,13 @@ class GroupCommitWriter:
         except Exception as exc:  # the requests must be answered whatever went wrong
             log.exception("group commit of %d events failed", len(rows))
             error = StoreError(f"events could not be stored: {exc}")
-        size = len(rows) + len(rejects)
+        size = sum(len(request.rows) + len(request.rejects) for request in group)
         with self._lock:
             self._queued -= size
         if error is None:
             self.commits += 1
             self.events_written += inserted
+            self.events_suppressed += suppressed
             if self._on_commit is not None:
                 try:
                     self._on_commit(inserted)
