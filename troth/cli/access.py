@@ -66,7 +66,7 @@ def audit(
         "action",
         "customer",
         "detail",
-        title=f"{page['total']:,} audit entries" + (f" about {customer}" if customer else ""),
+        title=Text(f"{page['total']:,} audit entries" + (f" about {customer}" if customer else "")),
     )
     for entry in page["entries"]:
         # Text, not markup: ids and details hold whatever clients sent, brackets included.

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from troth.config import Settings, load_settings
 from troth.engine import Engine
@@ -61,7 +62,8 @@ def settings_for(config: Path | None) -> Settings:
 
 def fail(message: str, code: int = 1) -> None:
     """Print an error to stderr and exit with `code`."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    # The message may quote what the user typed or a client sent: text, never markup.
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 

@@ -101,10 +101,15 @@ def write_export_file(
     """Write the export to a new file at `path` (owner-only); return (customer id, bytes)."""
     customer_id = find_customer(db, identifier)
     target = path.expanduser()
-    if target.exists():
-        raise ExportFileError(f"{path} already exists; choose a new file name (nothing written)")
-    if not target.parent.is_dir():
-        raise ExportFileError(f"cannot write {path}: folder {target.parent} does not exist")
+    try:
+        if target.exists() or target.is_symlink():
+            raise ExportFileError(
+                f"{path} already exists; choose a new file name (nothing written)"
+            )
+        if not target.parent.is_dir():
+            raise ExportFileError(f"cannot write {path}: folder {target.parent} does not exist")
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise ExportFileError(f"cannot write {path}: {exc.strerror}") from exc
     try:
         # O_EXCL: never follow a link planted at the name or overwrite a file created meanwhile;
         # 0600 since the file holds one person's data.
