@@ -142,6 +142,19 @@ def test_every_derived_table_with_a_customer_id_loses_the_person(populated) -> N
     assert _counts(engine, "customer_stage") >= 2  # Bob and Cy keep their scores
 
 
+def test_a_row_whose_message_id_names_the_person_goes(populated) -> None:
+    engine = populated
+    add_events(
+        engine.db,
+        [{"event": "Ticket Closed", "user": "cy-user-9"}],
+        T0,
+        message_id=lambda *_: "ticket:ann-user-7",
+    )
+    summary = engine.erase("ann-user-7", "cli")
+    assert summary.rows_removed["events"] == 5 + 1
+    assert _counts(engine, "events", "user_id = 'cy-user-9'") == 1
+
+
 def test_audit_entries_keep_their_action_under_a_keyed_hash(populated) -> None:
     engine = populated
     ann = engine.customer("ann-user-7")["customer_id"]

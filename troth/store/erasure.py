@@ -203,6 +203,18 @@ def _sweep(
             if n:
                 removed["rejects"] = removed.get("rejects", 0) + n
             continue
+        if any(c == "message_id" for c, _ in text):
+            # A message id naming the person makes the row theirs; it is a key, not rewritten.
+            n = _count(
+                cur,
+                f"DELETE FROM {_q(table)} WHERE regexp_matches(message_id, {sql_pattern})",
+            )
+            if n:
+                removed[table] = removed.get(table, 0) + n
+            text = [(c, t) for c, t in text if c != "message_id"]
+            matches = " OR ".join(
+                f"regexp_matches(CAST({_q(c)} AS VARCHAR), {sql_pattern})" for c, _ in text
+            )
         hits = cur.execute(f"SELECT rowid FROM {_q(table)} WHERE {matches}").fetchall()
         if not hits:
             continue
@@ -213,18 +225,26 @@ def _sweep(
             [rowids],
         ).fetchall()
         for rowid, *values in rows:
-            new = []
-            for (_, data_type), value in zip(text, values, strict=True):
+            changed = {}
+            for (column, data_type), value in zip(text, values, strict=True):
                 if value is None:
-                    new.append(None)
-                elif data_type == "JSON":
+                    continue
+                if data_type == "JSON":
                     decoded = _scrub_json(compiled, lowered, msgspec.json.decode(value))
-                    new.append(msgspec.json.encode(decoded).decode())
+                    new = msgspec.json.encode(decoded).decode()
                 else:
-                    new.append(scrub_text(compiled, value))
-            assignments = ", ".join(f"{_q(c)} = ?" for c, _ in text)
-            cur.execute(f"UPDATE {_q(table)} SET {assignments} WHERE rowid = ?", [*new, rowid])
-        scrubbed[table] = len(rows)
+                    new = scrub_text(compiled, value)
+                if new != value:
+                    changed[column] = new
+            if changed:
+                # Only changed columns: setting an indexed one (message_id) to itself would be
+                # a delete and insert of its key, which DuckDB refuses within a transaction.
+                assignments = ", ".join(f"{_q(c)} = ?" for c in changed)
+                cur.execute(
+                    f"UPDATE {_q(table)} SET {assignments} WHERE rowid = ?",
+                    [*changed.values(), rowid],
+                )
+                scrubbed[table] = scrubbed.get(table, 0) + 1
     return scrubbed
 
 
