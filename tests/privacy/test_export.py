@@ -212,3 +212,20 @@ def test_export_file_is_new_private_and_registered(engine, tmp_path: Path) -> No
     assert json.loads(path.read_bytes())["customer_id"] == customer_id  # untouched
     with pytest.raises(ExportFileError, match="does not exist"):
         write_export_file(engine.db, "u1", tmp_path / "no" / "such" / "x.json", PRIVACY)
+
+
+def test_events_giving_their_email_or_phone_are_theirs_too(engine) -> None:
+    merged_person(engine)
+    add_events(
+        engine.db,
+        [
+            {"type": "identify", "user": "u3", "traits": {"email": " ANN@example.com "}},
+            {"type": "identify", "user": "u1", "traits": {"phone": "+44 20 7946 0000"}},
+            {"type": "identify", "user": "u4", "traits": {"phone": "+44-20-7946-0000"}},
+            {"type": "identify", "user": "u5", "traits": {"email": "carol@example.com"}},
+        ],
+        T0 + timedelta(days=8),
+    )
+    engine.resolve_identities()
+    users = {e["user_id"] for e in export_customer(engine.db, "u1", PRIVACY)["events"]}
+    assert users == {"u1", None, "u3", "u4"}

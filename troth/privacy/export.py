@@ -24,6 +24,8 @@ from troth.errors import TrothError
 from troth.identity.profile import find_customer, latest_traits
 from troth.privacy.consent import customer_consent
 from troth.store import Database, Session
+from troth.store.tombstones import event_nodes
+from troth.store.written_files import record_written_file
 
 __all__ = [
     "EXPORT_FORMAT",
@@ -125,7 +127,8 @@ def write_export_file(
     except BaseException:
         target.unlink(missing_ok=True)
         raise
-    _register_file(db, target.resolve())
+    # Recorded so an erasure of the person finds the file and deletes it too.
+    record_written_file(db, target, "export")
     return customer_id, size
 
 
@@ -141,28 +144,6 @@ def write_export(
     return customer_id, size
 
 
-def _register_file(db: Database, path: Path) -> None:
-    """Record a file Troth wrote with personal data, so erasure can find and scrub it."""
-    try:
-        from troth.privacy.files import register_file  # type: ignore[import-not-found]
-    except ImportError:
-        register_file = None
-    if register_file is not None:
-        register_file(db, path, "export")
-        return
-    with db.session() as session:
-        files = session.table("written_files")
-        session.delete_where_in(
-            "written_files",
-            "path",
-            files.filter(files.path == str(path)).select("path"),
-        )
-        session.insert_rows(
-            "written_files",
-            [{"path": str(path), "kind": "export", "written_at": datetime.now(UTC)}],
-        )
-
-
 def _document(
     db: Database, identifier: str, customer_id: str, settings: PrivacySettings
 ) -> Iterator[bytes]:
@@ -170,7 +151,8 @@ def _document(
     with db.session() as session:
         ids = session.table("identifiers")
         theirs = ids.filter(ids.customer_id == customer_id)
-        events = _their_events(session.table("events"), theirs)
+        emails, phones = _contacts(session, theirs)
+        events = _their_events(session.table("events"), theirs, emails, phones)
         traits = session.fetch_dicts(
             events.filter(events.traits.notnull())
             .order_by(["timestamp", "seq"])
@@ -242,16 +224,41 @@ def _values(theirs: ir.Table, kinds: Iterable[str]) -> ir.Column:
     return theirs.filter(theirs.kind.isin(list(kinds))).value
 
 
-def _their_events(events: ir.Table, theirs: ir.Table) -> ir.Table:
-    """Return events carrying any of their user or anonymous ids (also as an alias's previousId)."""
+def _trait(events: ir.Table, name: str) -> ir.StringValue:
+    return events.traits[name].str.coalesce(events.context["traits"][name].str)
+
+
+def _contacts(session: Session, theirs: ir.Table) -> tuple[list[str], list[str]]:
+    """Return their emails and phones (normalised as identity does): graph nodes and traits."""
+    events = _their_events(session.table("events"), theirs, [], [])
+    found = events.select(email=_trait(events, "email"), phone=_trait(events, "phone"))
+    found = found.filter(found.email.notnull() | found.phone.notnull()).distinct()
+    nodes = {f"{kind}:{value}" for kind, value in session.fetch(theirs.select("kind", "value"))}
+    for email, phone in session.fetch(found):
+        nodes.update(event_nodes(None, None, None, {"email": email, "phone": phone}, {}))
+    emails = sorted(n.split(":", 1)[1] for n in nodes if n.startswith("email:"))
+    phones = sorted(n.split(":", 1)[1] for n in nodes if n.startswith("phone:"))
+    return emails, phones
+
+
+def _their_events(
+    events: ir.Table, theirs: ir.Table, emails: list[str], phones: list[str]
+) -> ir.Table:
+    """Return events carrying any of their ids (also as an alias's previousId), or whose traits
+    give one of their emails or phones (what an erasure of them removes)."""
     users = _values(theirs, ["user_id"])
     anonymous = _values(theirs, ["anonymous_id"])
     either = _values(theirs, ["user_id", "anonymous_id"])
-    return events.filter(
+    condition = (
         events.user_id.isin(users)
         | events.anonymous_id.isin(anonymous)
         | events.previous_id.isin(either)
     )
+    if emails:
+        condition |= _trait(events, "email").strip().lower().isin(emails)
+    if phones:
+        condition |= _trait(events, "phone").re_replace("[^0-9+]", "").isin(phones)
+    return events.filter(condition)
 
 
 def _their_links(links: ir.Table, theirs: ir.Table) -> ir.Table:
