@@ -133,3 +133,18 @@ def test_export_audit_and_tokens_over_http(db_path: Path, tmp_path: Path, admin_
         assert httpx.get(f"{url}/audit", headers=bearer(analyst["key"])).status_code == 403
     finally:
         server.stop()
+
+
+def test_an_export_file_goes_when_its_person_is_erased(db_path: Path, tmp_path: Path) -> None:
+    imported(db_path, tmp_path)
+    out = tmp_path / "ann-export.json"
+    troth("export", "ann", "--out", str(out), db=db_path)
+    bob = tmp_path / "bob-export.json"
+    troth("export", "bob", "--out", str(bob), db=db_path)
+    troth("erase", "ann", "--yes", db=db_path)
+    assert not out.exists()
+    assert json.loads(bob.read_text())["events"][0]["user_id"] == "bob"
+    actions = [
+        e["action"] for e in json.loads(troth("audit", "--json", db=db_path).stdout)["entries"]
+    ]
+    assert actions[:3] == ["customer.erase", "customer.export", "customer.export"]
