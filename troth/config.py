@@ -285,8 +285,9 @@ class PrivacySettings(_Section):
         72, ge=1, le=24 * 90, description="Hours a customer portal link stays valid."
     )
     portal_base_url: str = Field(
-        "http://127.0.0.1:8000",
-        description="Address of `troth serve` as customers reach it, used in portal links.",
+        "",
+        description="Address of `troth serve` as customers reach it, used in portal links "
+        "(empty: http://127.0.0.1 on the [server] port).",
     )
 
     @field_validator("purposes", "granted_by_default")
@@ -298,6 +299,16 @@ class PrivacySettings(_Section):
                     f"purpose '{purpose}' must be lower-case words, optionally 'area:channel'"
                 )
         return value
+
+    @field_validator("portal_base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if value and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise ValueError(
+                f"portal_base_url '{value}' must be an http:// or https:// address such as "
+                "https://privacy.example.com"
+            )
+        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _defaults_are_purposes(self) -> PrivacySettings:

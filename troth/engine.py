@@ -35,9 +35,22 @@ from troth.identity.profile import customer_profile, find_customer
 from troth.identity.runner import ResolutionSummary, identities_stale, resolve_identities
 from troth.ingest.files import ImportSummary, import_file
 from troth.ingest.mapping import TableMapping
-from troth.privacy.erasure import ErasureSummary, erase_customer
 from troth.privacy.audit import audit, audit_entries
+from troth.privacy.consent import customer_consent
+from troth.privacy.erasure import ErasureSummary, erase_customer
 from troth.privacy.export import write_export, write_export_file
+from troth.privacy.portal import (
+    apply_portal_choices,
+    check_form_token,
+    form_token,
+    held_data,
+    portal_consents,
+    portal_token,
+    rotate_portal_key,
+    scores_withheld,
+    token_expiry,
+    verify_portal_token,
+)
 from troth.store import Database, open_database
 from troth.store.summary import store_summary
 from troth.value.holdout import holdout_check
@@ -290,3 +303,156 @@ class Engine:
         if identities_stale(self.db):
             self.resolve_identities()
         return erase_customer(self.db, identifier, actor)
+
+    # The customer portal and consent changes made for the customer (troth.privacy.portal).
+
+    def _current_customer_id(self, identifier: str) -> str:
+        """Return the customer id holding `identifier`, resolving new events first."""
+        if self.resolve_on_read and identities_stale(self.db):
+            self.resolve_identities()
+        return find_customer(self.db, identifier)
+
+    def portal_base_url(self, fallback: str | None = None) -> str:
+        """Return where customers reach the portal: [privacy] portal_base_url, else `fallback`,
+        else the local server on the [server] port."""
+        configured = self.settings.privacy.portal_base_url
+        local = f"http://127.0.0.1:{self.settings.server.port}"
+        return (configured or fallback or local).rstrip("/")
+
+    def portal_link(
+        self, identifier: str, actor: str, hours: int | None = None, base_url: str | None = None
+    ) -> dict[str, Any]:
+        """Return a signed portal link for a customer: url, token, customer id, expiry (UTC).
+
+        Valid `hours` hours (default [privacy] portal_link_hours); audited as `actor`'s.
+        """
+        customer_id = self._current_customer_id(identifier)
+        valid = hours if hours is not None else self.settings.privacy.portal_link_hours
+        token = portal_token(self.db, customer_id, valid)
+        audit(self.db, actor, "portal.link", customer_id, f"valid {valid} h")
+        return {
+            "customer_id": customer_id,
+            "url": f"{self.portal_base_url(base_url)}/portal/{token}",
+            "token": token,
+            "expires_at": token_expiry(token).isoformat(),
+        }
+
+    def rotate_portal_key(self, actor: str) -> None:
+        """Replace the key that signs portal links: every link issued so far stops opening."""
+        rotate_portal_key(self.db)
+        audit(self.db, actor, "portal.rotate", None, "every earlier portal link is now invalid")
+
+    def portal_customer(self, token: str) -> str:
+        """Return the customer id a portal link opens, or raise InvalidPortalLink."""
+        return verify_portal_token(self.db, token)
+
+    def portal_form_token(self, token: str) -> str:
+        """Return the form token the portal page of `token` carries (its CSRF token)."""
+        return form_token(self.db, token)
+
+    def check_portal_form(self, token: str, given: str | None) -> None:
+        """Return None if `given` is the form token of `token`'s page, else raise
+        InvalidPortalForm."""
+        check_form_token(self.db, token, given)
+
+    def portal_view(self, token: str) -> dict[str, Any]:
+        """Return what the portal shows the customer of `token`: data held, scores, consents.
+
+        Scores are withheld when the customer now refuses a purpose scoring needs, whatever the
+        last scoring found. The view is audited (actor "customer").
+        """
+        customer_id = verify_portal_token(self.db, token)
+        privacy = self.settings.privacy
+        view = held_data(self.db, customer_id)
+        view["purposes"] = portal_consents(
+            self.db, customer_id, privacy.purposes, privacy.granted_by_default
+        )
+        view["scores"] = self._portal_scores(customer_id, view["purposes"])
+        view["link_expires_at"] = token_expiry(token).isoformat()
+        audit(self.db, "customer", "portal.view", customer_id)
+        return view
+
+    def _portal_scores(self, customer_id: str, purposes: list[dict[str, Any]]) -> dict[str, Any]:
+        """Return the customer's latest stage, attributes and value, or why there are none."""
+        withheld = scores_withheld(purposes)
+        if withheld:
+            return {"withheld": withheld}
+        engagement = stage_evidence(self.db, customer_id, self.settings.stages.model_dump())
+        if engagement is None:
+            return {"withheld": None, "scored": False}
+        attributes = customer_attributes(self.db, customer_id) or {}
+        value = customer_value(self.db, customer_id) or {}
+        return {
+            "withheld": None,
+            "scored": True,
+            "as_of": engagement["as_of"],
+            "stage": engagement["stage"],
+            "phase": engagement["phase"],
+            "attributes": {name: a["score"] for name, a in attributes.items()},
+            "value": {
+                key: value.get(key)
+                for key in ("orders", "revenue", "p_alive", "clv", "cev")
+                if key in value
+            },
+        }
+
+    def portal_choose(self, token: str, choices: dict[str, bool]) -> list[dict[str, Any]]:
+        """Record the portal customer's consent choices; return the changes (audited each)."""
+        customer_id = verify_portal_token(self.db, token)
+        return self._change_consent(customer_id, choices, "portal", "customer", None)
+
+    def change_consent(
+        self,
+        identifier: str,
+        purpose: str,
+        granted: bool,
+        *,
+        source: str,
+        actor: str,
+        reason: str | None = None,
+    ) -> dict[str, Any]:
+        """Set a customer's consent to a purpose for them (an admin override); return the
+        customer id, the change made (empty if it already held) and the consent now."""
+        customer_id = self._current_customer_id(identifier)
+        changes = self._change_consent(customer_id, {purpose: granted}, source, actor, reason)
+        privacy = self.settings.privacy
+        state = customer_consent(self.db, customer_id, privacy.purposes, privacy.granted_by_default)
+        return {"customer_id": customer_id, "changed": changes, "consent": state["purposes"]}
+
+    def _change_consent(
+        self,
+        customer_id: str,
+        choices: dict[str, bool],
+        source: str,
+        actor: str,
+        reason: str | None,
+    ) -> list[dict[str, Any]]:
+        """Record and audit the choices that change the customer's consent; return them."""
+        privacy = self.settings.privacy
+        changes = apply_portal_choices(
+            self.db,
+            customer_id,
+            choices,
+            privacy.purposes,
+            privacy.granted_by_default,
+            source=source,
+            changed_by=actor,
+        )
+        for change in changes:
+            detail = f"{change['purpose']} {'on' if change['granted'] else 'off'} ({source})"
+            audit(
+                self.db,
+                actor,
+                "consent.change",
+                customer_id,
+                f"{detail}: {reason}" if reason else detail,
+            )
+        return changes
+
+    def consent(self, identifier: str, actor: str) -> dict[str, Any]:
+        """Return a customer's consent per purpose and its history, newest first (audited)."""
+        customer_id = self._current_customer_id(identifier)
+        privacy = self.settings.privacy
+        state = customer_consent(self.db, customer_id, privacy.purposes, privacy.granted_by_default)
+        audit(self.db, actor, "customer.read", customer_id, "consent")
+        return {"customer_id": customer_id, **state}

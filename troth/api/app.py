@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from troth import __version__
-from troth.api import access, ingestion, read
+from troth.api import access, consent, ingestion, portal, read
 from troth.api.erasure import ShareDatabase
 from troth.api.erasure import router as erasure_router
 from troth.api.state import ServerState
@@ -65,6 +65,8 @@ def create_app(engine: Engine, server: ServerSettings | None = None) -> FastAPI:
     # An erasure swaps the database file: it waits for other requests and they wait for it.
     app.add_middleware(ShareDatabase, gate=state.gate)
     app.include_router(access.router)
+    app.include_router(consent.router)
+    app.include_router(portal.router)
     _add_error_handlers(app)
     _add_operations_routes(app, state)
     return app

@@ -26,6 +26,7 @@ ACTIONS = (
     "key.revoke",
     "portal.link",
     "portal.view",
+    "portal.rotate",
     "contacts.export",
 )
 
