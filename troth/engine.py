@@ -36,7 +36,7 @@ from troth.identity.runner import ResolutionSummary, identities_stale, resolve_i
 from troth.ingest.files import ImportSummary, import_file
 from troth.ingest.mapping import TableMapping
 from troth.privacy.audit import audit, audit_entries
-from troth.privacy.consent import customer_consent
+from troth.privacy.consent import customer_consent, withheld_reason
 from troth.privacy.erasure import ErasureSummary, erase_customer
 from troth.privacy.export import write_export, write_export_file
 from troth.privacy.portal import (
@@ -120,6 +120,11 @@ class Engine:
         profile["ladder"] = customer_rung(self.db, profile["customer_id"])
         profile["timeline"] = customer_timeline(self.db, profile["customer_id"])
         profile["value"] = customer_value(self.db, profile["customer_id"])
+        privacy = self.settings.privacy
+        profile["withheld"] = withheld_reason(self.db, profile["customer_id"])
+        profile["consent"] = customer_consent(
+            self.db, profile["customer_id"], privacy.purposes, privacy.granted_by_default
+        )["purposes"]
         return profile
 
     def import_file(
@@ -146,6 +151,7 @@ class Engine:
             self.settings.stages.model_dump(),
             self.settings.card.model_dump(),
             progress,
+            self.settings.privacy.model_dump(),
         )
         value = score_value(self.db, when, self.settings.value.model_dump(), progress)
         return dataclasses.replace(stages, value=dataclasses.asdict(value))
@@ -205,7 +211,12 @@ class Engine:
             self.resolve_identities()
         value = self.settings.value
         return holdout_check(
-            self.db, calibration_end, observation_end, model or value.model, value.period
+            self.db,
+            calibration_end,
+            observation_end,
+            model or value.model,
+            value.period,
+            self.settings.privacy.model_dump(),
         )
 
     def summary(self) -> dict[str, Any]:

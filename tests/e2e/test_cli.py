@@ -229,9 +229,16 @@ def test_score_and_stages(tmp_path: Path) -> None:
     db = folder / "troth.duckdb"
     scored = json.loads(troth("score", "--as-of", "2026-10-01", "--json", db=db).stdout)
     assert scored["as_of"].startswith("2026-10-01")
-    assert sum(scored["by_stage"].values()) == scored["customers"] > 200  # known by October
+    assert sum(scored["by_stage"].values()) == scored["customers"]
+    # Known by October: 300 less those who withdrew profiling, counted apart.
+    assert scored["customers"] + scored["withheld"] > 200
+    assert 0 < scored["withheld"] < scored["customers"]
     shown = json.loads(troth("stages", "--json", db=db).stdout)
     assert shown["customers"] == scored["customers"]
+    assert shown["withheld"] == sum(shown["withheld_by_reason"].values()) == scored["withheld"]
+    text = troth("stages", db=db).stdout
+    for reason, n in shown["withheld_by_reason"].items():
+        assert f"withheld ({reason}): {n:,} customers" in text
     assert {k: v for k, v in shown["by_stage"].items()} == {
         k: v for k, v in scored["by_stage"].items() if k != "none"
     }
@@ -334,7 +341,8 @@ def test_customers_list_filters_and_sorts(tmp_path: Path) -> None:
     )
     db = folder / "troth.duckdb"
     everyone = json.loads(troth("customers", "list", "--limit", "1000", "--json", db=db).stdout)
-    assert everyone["total"] == len(everyone["customers"]) > 250
+    # 300 customers less those whose scores are withheld for lack of consent.
+    assert everyone["total"] == len(everyone["customers"]) > 200
     revenues = [c["revenue"] for c in everyone["customers"]]
     assert revenues == sorted(revenues, reverse=True)
     retained = json.loads(

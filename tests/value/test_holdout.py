@@ -18,11 +18,12 @@ from troth.value import scoring
 from troth.value.holdout import holdout_check
 from troth.value.models.bgnbd import BGNBD
 from troth.value.models.modified_bgnbd import ModifiedBGNBD
+from troth.value.models.pareto_nbd import ParetoNBD
 from troth.value.summary import rfm_summary
 
 CALIBRATION_END = datetime(2026, 7, 1, tzinfo=UTC)
 OBSERVATION_END = datetime(2026, 10, 1, tzinfo=UTC)
-MODELS = {"bgnbd": BGNBD, "modified_bgnbd": ModifiedBGNBD}
+MODELS = {"bgnbd": BGNBD, "modified_bgnbd": ModifiedBGNBD, "pareto_nbd": ParetoNBD}
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,7 @@ def direct(
     }
 
 
-@pytest.mark.parametrize(("model", "period"), [("bgnbd", "W"), ("modified_bgnbd", "D")])
+@pytest.mark.parametrize(("model", "period"), [("bgnbd", "W"), ("pareto_nbd", "D")])
 def test_the_totals_equal_a_direct_computation(
     population: Database, model: str, period: str
 ) -> None:

@@ -369,7 +369,7 @@ def test_each_buyers_value_equals_an_independent_recomputation(
     expected, new_value, params = reference(population.db, settings)
     by_id = values.set_index("customer_id")
     bought = by_id[by_id["orders"] > 0]
-    assert len(bought) > 200
+    assert len(bought) > 150  # of 300 customers, less those who withheld consent
     assert sorted(bought.index) == sorted(expected.index)
     assert (expected.loc[bought.index, "clv"] > 0).all()
     for column in expected.columns:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from troth.cli.common import ConfigOption, DbOption, JsonOption, console, open_engine, print_json
@@ -101,28 +102,39 @@ def list_command(
 def render_profile(profile: dict[str, Any]) -> None:
     """Print a customer profile as rich tables."""
     console.print(
-        f"[bold]{profile['customer_id']}[/]  {profile['event_count']} events, "
+        f"[bold]{escape(profile['customer_id'])}[/]  {profile['event_count']} events, "
         f"first seen {profile['first_seen']}, last seen {profile['last_seen']}"
     )
     ids = Table("kind", "identifier", "first seen", "last seen", title="Identifiers")
     for ident in profile["identifiers"]:
+        # Identifiers, traits and event names are the sender's text: never rich markup.
         ids.add_row(
-            ident["kind"], ident["value"], ident["first_seen"] or "", ident["last_seen"] or ""
+            ident["kind"],
+            escape(ident["value"]),
+            ident["first_seen"] or "",
+            ident["last_seen"] or "",
         )
     console.print(ids)
     if profile["traits"]:
         traits = Table("trait", "latest value", title="Traits")
         for name, value in profile["traits"].items():
-            traits.add_row(str(name), str(value))
+            traits.add_row(escape(str(name)), escape(str(value)))
         console.print(traits)
-    _render_engagement(profile.get("engagement"))
-    _render_attributes(profile.get("attributes"))
-    _render_card(profile.get("card"), profile.get("ladder"))
-    _render_value(profile.get("value"))
+    if profile.get("withheld"):
+        console.print(
+            f"[bold]stage, attributes, card and value: withheld[/] ({escape(profile['withheld'])}"
+            "; the customer's consent is needed to score them)"
+        )
+    else:
+        _render_engagement(profile.get("engagement"))
+        _render_attributes(profile.get("attributes"))
+        _render_card(profile.get("card"), profile.get("ladder"))
+        _render_value(profile.get("value"))
+    _render_consent(profile.get("consent") or {})
     _render_timeline(profile.get("timeline") or [])
     counts = Table("event", "count", title="Events")
     for name, n in profile["events_by_name"].items():
-        counts.add_row(name, str(n))
+        counts.add_row(escape(name), str(n))
     console.print(counts)
     if profile["merges"]:
         merges = Table("when", "from", "into", "identifiers", "because", title="Merges")
@@ -132,9 +144,20 @@ def render_profile(profile: dict[str, Any]) -> None:
                 m["from_customer_id"],
                 m["into_customer_id"],
                 str(m["identifiers_moved"]),
-                m["reasons"] or "",
+                escape(m["reasons"] or ""),
             )
         console.print(merges)
+
+
+def _render_consent(consent: dict[str, Any]) -> None:
+    """Print the customer's consent per purpose now, and whether it is their answer or default."""
+    if not consent:
+        return
+    table = Table("purpose", "granted", "since", title="Consent")
+    for purpose, state in consent.items():
+        since = "default (no answer yet)" if state["by_default"] else state["since"]
+        table.add_row(purpose, "yes" if state["granted"] else "no", since)
+    console.print(table)
 
 
 def _render_engagement(engagement: dict[str, Any] | None) -> None:
@@ -173,10 +196,10 @@ def _render_timeline(timeline: list[dict[str, Any]]) -> None:
         details = ", ".join(f"{k}={v}" for k, v in item["details"].items())
         table.add_row(
             item["at"][:16].replace("T", " "),
-            item["what"],
-            item["channel"] or "",
+            escape(item["what"]),
+            escape(item["channel"] or ""),
             item["by"],
-            details,
+            escape(details),
         )
     console.print(table)
 

@@ -40,8 +40,9 @@ def score(
     if as_json:
         print_json({**summary.__dict__, "as_of": summary.as_of.isoformat()})
         return
+    withheld = f"; {summary.withheld:,} withheld: no consent" if summary.withheld else ""
     console.print(
-        f"scored {summary.customers:,} customers as of {summary.as_of:%Y-%m-%d %H:%M} UTC"
+        f"scored {summary.customers:,} customers as of {summary.as_of:%Y-%m-%d %H:%M} UTC{withheld}"
     )
     print_distribution(
         {"by_stage": summary.by_stage, "cognitive_loyalty": summary.cognitive_loyalty}
@@ -79,6 +80,8 @@ def stages(
         print_json({**distribution, **extra, **({"ladder": rungs} if rungs else {})})
         return
     console.print(f"as of {distribution['as_of']}: {distribution['customers']:,} customers")
+    for reason, n in distribution["withheld_by_reason"].items():
+        console.print(f"withheld ({reason}): {n:,} customers, in no count below")
     print_distribution(
         {**distribution, "by_stage": {**distribution["by_stage"], "none": distribution["no_stage"]}}
     )

@@ -6,7 +6,10 @@ condition's result), `customer_attributes` (the four attributes and each driver'
 the window features) and `customer_stage_history` (the stage at the end of each recent period,
 the last snapshot being this run's) with `stage_history_periods` (when each snapshot was taken),
 `card_entries` and `card_balance` (the engagement card's ledger and each customer's balance) and
-`customer_ladder` (the rungs of the Added Value ladder each customer reached).
+`customer_ladder` (the rungs of the Added Value ladder each customer reached), and
+`consent_snapshot` (every customer's consent per purpose when scored, and why a customer's scores
+are withheld). Only customers who consent to `analytics` and `profiling` are scored: the others'
+events are read by no step, and they appear in no derived table but the snapshot.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 import ibis
 
+from troth.config import PrivacySettings
 from troth.engagement.attributes import attribute_scores
 from troth.engagement.card import card_balances, card_entries
 from troth.engagement.features import customer_features
@@ -26,6 +30,7 @@ from troth.engagement.ladder import customer_ladder
 from troth.engagement.stages import PHASES, STAGES, StageRule, assign_stages, stage_rules
 from troth.errors import TrothError
 from troth.identity import events_with_customer
+from troth.privacy.consent import consent_snapshot
 from troth.store import Database, Session
 
 __all__ = ["ScoreSummary", "score_customers", "stage_distribution"]
@@ -39,6 +44,8 @@ class ScoreSummary:
     customers: int
     by_stage: dict[str, int]
     cognitive_loyalty: int
+    # Customers not scored for lack of consent (counted apart from every distribution).
+    withheld: int = 0
     # What later steps of the same run wrote (the value step's summary), keyed by step.
     value: dict[str, Any] | None = None
 
@@ -64,21 +71,34 @@ def score_customers(
     thresholds: Mapping[str, Any],
     card: Mapping[str, Any],
     progress: Callable[[str], None] | None = None,
+    privacy: Mapping[str, Any] | None = None,
 ) -> ScoreSummary:
     """Compute every derived table as of `as_of` in one transaction; return the stage counts.
 
-    `thresholds` is `[stages]` and `card` is `[card]` (StageSettings/CardSettings.model_dump()).
+    `thresholds` is `[stages]`, `card` is `[card]` and `privacy` is `[privacy]` (the settings'
+    model_dump(); `privacy` defaults to the documented defaults).
     """
     say = progress or (lambda _step: None)
     window_days = int(thresholds["window_days"])
+    consent_settings = privacy or PrivacySettings().model_dump()
     with db.session() as session:
+        say("consent")
+        consent = session.materialize(
+            "scoring_consent",
+            consent_snapshot(
+                session, consent_settings["purposes"], consent_settings["granted_by_default"]
+            ),
+        )
+        allowed = consent.filter(consent.withheld.isnull()).select("customer_id")
         say("events by customer")
         # Every table below reads the events with their customer: join them once.
         joined_events = events_with_customer(session.table("events"), session.table("identifiers"))
         cutoff = ibis.literal(as_of, type="timestamp('UTC')")
         events = session.materialize(
             "scored_events",
-            joined_events.filter(joined_events.timestamp < cutoff).select(*_SCORED_COLUMNS),
+            joined_events.filter(joined_events.timestamp < cutoff)
+            .semi_join(allowed, "customer_id")
+            .select(*_SCORED_COLUMNS),
         )
         say("features")
         lifetime = customer_features(events, as_of).mutate(as_of=cutoff)
@@ -86,6 +106,7 @@ def score_customers(
             as_of=cutoff
         )
         with session.transaction():
+            session.replace_table("consent_snapshot", consent.mutate(as_of=cutoff))
             customers = session.replace_table("customer_features", lifetime)
             session.replace_table("customer_window_features", window)
             say("stages")
@@ -116,9 +137,10 @@ def score_customers(
         stage_table = session.table("customer_stage")
         counts = dict(session.fetch(stage_table.group_by("stage").aggregate(n=stage_table.count())))
         loyal = session.scalar(stage_table.cognitive_loyalty.sum())
+        withheld = session.scalar(consent.withheld.count())
     by_stage = {stage: int(counts.get(stage, 0)) for stage in STAGES}
     by_stage["none"] = int(counts.get(None, 0))
-    return ScoreSummary(as_of, int(customers), by_stage, int(loyal or 0))
+    return ScoreSummary(as_of, int(customers), by_stage, int(loyal or 0), int(withheld or 0))
 
 
 def _write_history(
@@ -168,6 +190,7 @@ def stage_distribution(db: Database) -> dict:
                 n=stages.count(), loyal=stages.cognitive_loyalty.sum(), as_of=stages.as_of.max()
             )
         )
+        withheld = _withheld(session)
     by_stage = {stage: 0 for stage in STAGES}
     by_phase = {phase: 0 for phase in dict.fromkeys(PHASES.values())}
     none, loyal, as_of = 0, 0, None
@@ -186,4 +209,18 @@ def stage_distribution(db: Database) -> dict:
         "by_phase": by_phase,
         "no_stage": none,
         "cognitive_loyalty": loyal,
+        # Not in any count above: customers whose scores are withheld for lack of consent.
+        "withheld": sum(withheld.values()),
+        "withheld_by_reason": withheld,
     }
+
+
+def _withheld(session: Session) -> dict[str, int]:
+    """Return the last scoring's withheld customers by reason ({} before consent snapshots)."""
+    try:
+        snapshot = session.table("consent_snapshot")
+    except TrothError:
+        return {}
+    withheld = snapshot.filter(snapshot.withheld.notnull())
+    rows = session.fetch(withheld.group_by("withheld").aggregate(n=withheld.count()))
+    return {str(reason): int(n) for reason, n in sorted(rows)}

@@ -25,19 +25,25 @@ import ibis.expr.types as ir
 from troth.errors import TrothError
 from troth.events.schema import EVENT_COLUMNS, EVENT_SCHEMA, rows_to_table
 from troth.identity import events_with_customer
-from troth.store import Database
+from troth.store import Database, Session
 
 __all__ = [
     "CONSENT_EVENT",
+    "SCORING_PURPOSES",
     "ConsentError",
     "consent_changes",
     "consent_column",
+    "consent_snapshot",
     "consent_state",
     "customer_consent",
     "record_consent",
+    "withheld_reason",
 ]
 
 CONSENT_EVENT = "Consent Updated"
+# What per-person scores need, where configured: the person's events used in computations
+# (analytics) and a profile built of them (profiling). Without both, scores are withheld.
+SCORING_PURPOSES = ("analytics", "profiling")
 # Identifiers an event can carry (email and phone nodes come from traits).
 _EVENT_ID_KINDS = ("user_id", "anonymous_id")
 
@@ -102,6 +108,43 @@ def consent_state(
             for p in purposes
         },
     )
+
+
+def consent_snapshot(
+    session: Session, purposes: Sequence[str], granted_by_default: Sequence[str]
+) -> ir.Table:
+    """Return every customer's consent now: one boolean column per purpose, and `withheld`.
+
+    `withheld` is NULL for a customer who may be scored, else why not, e.g. "no consent:
+    profiling". Consent is the latest in the ledger whatever date is scored: a withdrawal
+    applies from the moment it is recorded.
+    """
+    stored, ids = session.table("events"), session.table("identifiers")
+    events = events_with_customer(stored.filter(stored.event == CONSENT_EVENT), ids)
+    state = consent_state(consent_changes(events), ids, purposes, granted_by_default)
+    needed = [p for p in SCORING_PURPOSES if p in purposes]
+    if not needed:
+        return state.mutate(withheld=ibis.null("string"))
+    missing = ibis.array(
+        [ibis.ifelse(state[consent_column(p)], ibis.null("string"), p) for p in needed]
+    )
+    listed = missing.filter(lambda purpose: purpose.notnull()).join(", ")
+    return state.mutate(
+        withheld=ibis.ifelse(listed == "", ibis.null("string"), "no consent: " + listed)
+    )
+
+
+def withheld_reason(db: Database, customer_id: str) -> str | None:
+    """Return why the last scoring withheld the customer's scores, or None if it did not."""
+    with db.session() as session:
+        try:
+            snapshot = session.table("consent_snapshot")
+        except TrothError:
+            return None
+        found = session.fetch(
+            snapshot.filter(snapshot.customer_id == customer_id).select("withheld")
+        )
+    return found[0][0] if found else None
 
 
 def customer_consent(

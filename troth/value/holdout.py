@@ -9,6 +9,7 @@ calibration rate x / T into the holdout, ignoring that customers drop out.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +17,9 @@ import ibis
 import numpy as np
 import pandas as pd
 
+from troth.config import PrivacySettings
 from troth.errors import TrothError
+from troth.privacy.consent import consent_snapshot
 from troth.store import Database
 from troth.value.scoring import MODELS, PERIOD_DAYS, value_events
 from troth.value.summary import rfm_summary, store_transactions
@@ -33,21 +36,31 @@ def holdout_check(
     observation_end: datetime | None,
     model: str,
     period: str,
+    privacy: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Return the fit on orders up to `calibration_end` and its holdout error per bucket.
 
     The holdout ends at `observation_end`, by default the last stored order. Purchases are
-    counted in `period` units ("D"/"W": purchase days or weeks). Raises TrothError when the
-    calibration period has no orders, or the model cannot be fitted or predicts NaN.
+    counted in `period` units ("D"/"W": purchase days or weeks). Only customers who consent to
+    being scored now (`privacy` is `[privacy]`, default its defaults) are counted. Raises
+    TrothError when the calibration period has no orders, or the model cannot be fitted or
+    predicts NaN.
     """
+    consent_settings = privacy or PrivacySettings().model_dump()
     if observation_end is not None and calibration_end >= observation_end:
         raise TrothError(
             f"the calibration end {calibration_end:%Y-%m-%d} must be before the observation "
             f"end {observation_end:%Y-%m-%d}: the holdout period would be empty"
         )
     with db.session() as session:
+        consent = consent_snapshot(
+            session, consent_settings["purposes"], consent_settings["granted_by_default"]
+        )
+        allowed = consent.filter(consent.withheld.isnull()).select("customer_id")
         orders = store_transactions(
-            value_events(session.table("events"), session.table("identifiers"))
+            value_events(session.table("events"), session.table("identifiers")).semi_join(
+                allowed, "customer_id"
+            )
         )
         if observation_end is None:
             last = session.scalar(orders.timestamp.max())

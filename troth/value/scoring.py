@@ -321,9 +321,14 @@ def score_value(
     say = progress or (lambda _step: None)
     with db.session() as session:
         say("value: orders")
+        # Customers of `customer_features` are those who consent to being scored: no one
+        # else's orders enter the population models either.
+        scored = session.table("customer_features").select("customer_id")
         events = session.materialize(
             "value_events",
-            value_events(session.table("events"), session.table("identifiers"), as_of),
+            value_events(session.table("events"), session.table("identifiers"), as_of).semi_join(
+                scored, "customer_id"
+            ),
         )
         orders = store_transactions(events)
         rfm = rfm_summary(

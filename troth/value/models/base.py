@@ -270,7 +270,9 @@ def fit_log_params(
     )
     gradient_norm = np.max(np.abs(result.jac)) if result.jac is not None else np.inf
     # BFGS reports "precision loss" at the numerical optimum; accept it when the gradient is ~0.
-    if not np.all(np.isfinite(result.x)) or (not result.success and gradient_norm > 1e-5):
+    # On a flat ridge (a, b of the dropout beta both large: homogeneous dropout) it stops with
+    # mean gradients ~1e-5 per customer, where the log-likelihood no longer moves.
+    if not np.all(np.isfinite(result.x)) or (not result.success and gradient_norm > 1e-4):
         raise ConvergenceError(
             f"the likelihood did not converge ({result.message}); the data may be too few or "
             "too uniform to identify the model: fit on more customers"
