@@ -88,6 +88,12 @@ def store(tmp_path_factory) -> dict:
         ["customers", "list", "--sort", "revenue; DROP TABLE events"],
         ["customers", "list", "--sort", "revenue DESC, (SELECT 1)"],
         ["keys", "revoke", DROP],
+        ["consent", SQL],
+        ["consent", "ann", DROP, "on"],
+        ["consent", "ann", "marketing:email", SQL],
+        ["erase", DROP, "--yes"],
+        ["erase", "../../etc/passwd", "--yes"],
+        ["portal-link", SQL],
         ["score", "--as-of", DROP],
         ["import", f"{DROP}.csv"],
     ],
@@ -179,6 +185,15 @@ def test_the_api_answers_400_404_or_an_empty_result(store: dict) -> None:
                     answer = client.get(url + endpoint)
                     assert answer.status_code == 404, (endpoint, answer.text)
                 assert client.delete(f"{url}/tokens/{path}").status_code == 404
+                assert client.delete(f"{url}/customers/{path}").status_code == 404
+                assert client.get(f"{url}/customers/{path}/consent").status_code == 404
+                consent = {"purpose": "marketing:sms", "granted": False}
+                answer = client.post(f"{url}/customers/{path}/consent", json=consent)
+                assert answer.status_code == 404, answer.text
+                assert client.post(f"{url}/customers/{path}/portal-link").status_code == 404
+                hostile_purpose = {"purpose": attempt, "granted": True}
+                answer = client.post(f"{url}/customers/ann/consent", json=hostile_purpose)
+                assert answer.status_code == 400, answer.text
                 for query in (
                     {"stage": attempt},
                     {"phase": attempt},
