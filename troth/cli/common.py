@@ -38,7 +38,7 @@ DbOption = Annotated[
     typer.Option(
         "--db",
         envvar="TROTH_DB",
-        help="DuckDB database file (default: [store] path in troth.toml, else troth.duckdb).",
+        help="DuckDB database file (default: \\[store] path in troth.toml, else troth.duckdb).",
         show_default=False,
     ),
 ]
