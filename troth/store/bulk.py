@@ -49,6 +49,7 @@ _READERS = {
 _FORMAT_NAMES = {"parquet": "Parquet", "csv": "CSV", "jsonl": "JSON lines"}
 _CHECKED, _REJECTS, _STAGED = "__troth_checked", "__troth_rejects", "__troth_staged"
 _TOMBSTONED, _SUPPRESSED = "__troth_tombstoned", "__troth_suppressed"
+_HITS = "__troth_tombstone_hits"
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,7 @@ def import_table(
         cur.execute(f"DROP TABLE IF EXISTS {_REJECTS}")
         cur.execute(f"DROP TABLE IF EXISTS {_STAGED}")
         cur.execute(f"DROP TABLE IF EXISTS {_TOMBSTONED}")
+        cur.execute(f"DROP TABLE IF EXISTS {_HITS}")
         cur.execute(f"DROP TABLE IF EXISTS {_SUPPRESSED}")
         cur.close()
 
@@ -156,7 +158,12 @@ def _suppress_tombstoned(cur: duckdb.DuckDBPyConnection, query: ImportQuery) -> 
     if not cur.execute("SELECT count(*) FROM tombstones").fetchone()[0]:
         return None
     cur.execute(
-        f"CREATE OR REPLACE TEMP TABLE {_TOMBSTONED} AS {query.tombstoned(_CHECKED, TOMBSTONE_KEY)}"
+        f"CREATE OR REPLACE TEMP TABLE {_HITS} AS {query.tombstoned_nodes(_CHECKED, TOMBSTONE_KEY)}"
+    )
+    if not cur.execute(f"SELECT count(*) FROM {_HITS}").fetchone()[0]:
+        return None  # the file names nobody erased
+    cur.execute(
+        f"CREATE OR REPLACE TEMP TABLE {_TOMBSTONED} AS {query.tombstoned_rows(_CHECKED, _HITS)}"
     )
     cur.execute(
         f"CREATE OR REPLACE TEMP TABLE {_SUPPRESSED} AS SELECT DISTINCT __troth_row "
