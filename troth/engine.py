@@ -37,6 +37,7 @@ from troth.ingest.files import ImportSummary, import_file
 from troth.ingest.mapping import TableMapping
 from troth.privacy.audit import audit, audit_entries
 from troth.privacy.consent import customer_consent, withheld_reason
+from troth.privacy.contacts import contact_list, write_contact_file
 from troth.privacy.erasure import ErasureSummary, erase_customer
 from troth.privacy.export import write_export, write_export_file
 from troth.privacy.portal import (
@@ -283,6 +284,44 @@ class Engine:
         customer_id, size = write_export_file(self.db, identifier, path, self.settings.privacy)
         audit(self.db, actor, "customer.export", customer_id, f"file {path.name}, {size} bytes")
         return customer_id, size
+
+    def contacts(
+        self,
+        channel: str,
+        actor: str,
+        stage: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        """Return one page of who may be contacted on `channel` now: total and rows."""
+        if self.resolve_on_read and identities_stale(self.db):
+            self.resolve_identities()
+        privacy = self.settings.privacy
+        with self.db.session() as session:
+            listed = contact_list(
+                session, channel, privacy.purposes, privacy.granted_by_default, stage
+            )
+            total = int(session.scalar(listed.count()))
+            rows = session.fetch_dicts(listed.limit(limit, offset=offset))
+        detail = f"{channel}: {len(rows)} of {total}" + (f" at stage {stage}" if stage else "")
+        audit(self.db, actor, "contacts.export", None, detail)
+        return {
+            "channel": channel,
+            "purpose": f"marketing:{channel}",
+            "total": total,
+            "contacts": rows,
+        }
+
+    def contacts_file(self, channel: str, path: Path, actor: str, stage: str | None = None) -> int:
+        """Write the contact list of `channel` to a new CSV file; return its rows."""
+        if self.resolve_on_read and identities_stale(self.db):
+            self.resolve_identities()
+        privacy = self.settings.privacy
+        rows = write_contact_file(
+            self.db, channel, path, privacy.purposes, privacy.granted_by_default, stage
+        )
+        audit(self.db, actor, "contacts.export", None, f"{channel}: {rows} rows to {path.name}")
+        return rows
 
     def audit(
         self, actor: str, action: str, customer_id: str | None = None, detail: str | None = None

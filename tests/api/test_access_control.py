@@ -26,6 +26,7 @@ MIN_ROLE = {
     ("GET", "/api/v1/customers"): "analyst",
     ("GET", "/api/v1/customers/{identifier}"): "analyst",
     ("GET", "/api/v1/value/at-risk"): "analyst",
+    ("GET", "/api/v1/contacts/{channel}"): "analyst",
     ("GET", "/api/v1/customers/{identifier}/consent"): "analyst",
     ("GET", "/api/v1/customers/{identifier}/export"): "admin",
     ("DELETE", "/api/v1/customers/{identifier}"): "admin",

@@ -160,3 +160,23 @@ def test_value_models_are_fitted_on_consenting_customers_only(engine) -> None:
         models = session.table("value_models")
         after = dict(session.fetch(models.select("component", "customers")))
     assert after["purchase"] == before["purchase"] - 1
+
+
+def test_no_personalisation_keeps_scores_but_leaves_every_personalised_list(engine) -> None:
+    rows = [r for n in range(6) for r in shopper(f"c{n}", days=3 + n)]
+    rows += [withdraw("c5", "personalisation", T0)]
+    add_events(engine.db, rows, T0)
+    engine.score(AS_OF)
+    private = customer_of(engine, "c5")
+    assert private in customers_in(engine, "customer_value")  # still scored
+    assert private in customers_in(engine, "customer_stage")
+    top = {row["customer_id"] for row in engine.top_value("cev", 100)}
+    assert top == customers_in(engine, "customer_value") - {private}
+    overview = engine.value(100)
+    assert private not in {row["customer_id"] for row in overview["top_cev"]}
+    assert overview["customers"] == 6  # aggregates still count them
+    with engine.db.session() as session:
+        session.update_where("customer_value", {"at_risk": True}, "customer_id", private)
+    assert private not in {row["customer_id"] for row in engine.at_risk(100)}
+    movers = engine.movers(100)
+    assert private not in {row["customer_id"] for row in movers["up"] + movers["down"]}

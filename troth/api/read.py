@@ -142,6 +142,23 @@ def get_at_risk(
     return rows
 
 
+@router.get("/contacts/{channel}")
+def get_contacts(
+    channel: str,
+    request: Request,
+    stage: str | None = None,
+    limit: int = Query(100, ge=1, le=10_000),
+    offset: int = Query(0, ge=0),
+    _role: str = Depends(person_reader),
+    who: Principal = Depends(principal),
+) -> dict[str, Any]:
+    """Return who may be contacted on `channel` now (consent to marketing:<channel> and an
+    address), one page: channel, purpose, total and contacts (customer_id, address, stage)."""
+    return request.app.state.troth.engine.contacts(
+        channel, who.token_id, stage, limit=limit, offset=offset
+    )
+
+
 def _audit_list(request: Request, who: Principal, what: str, rows: int) -> None:
     """Record one audit entry for a list of customers (one per request, not per row)."""
     request.app.state.troth.engine.audit(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typer import Typer
 
-from troth.cli import access, customers, data, engagement, keys, portal, serve, value
+from troth.cli import access, contacts, customers, data, engagement, keys, portal, serve, value
 from troth.cli.erasure import erase
 
 __all__ = ["app", "main"]
@@ -28,6 +28,7 @@ app.command("audit")(access.audit)
 app.command("portal-link")(portal.portal_link)
 app.command("consent")(portal.consent)
 app.command("erase")(erase)
+app.command("contacts")(contacts.contacts)
 app.add_typer(keys.app, name="keys")
 app.add_typer(customers.app, name="customers")
 

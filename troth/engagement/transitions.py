@@ -15,6 +15,7 @@ import ibis.expr.types as ir
 
 from troth.engagement.stages import STAGES
 from troth.errors import TrothError
+from troth.privacy.consent import personalised_only
 from troth.store import Database, Session
 
 __all__ = ["STATES", "stage_movers", "stage_transitions"]
@@ -150,6 +151,7 @@ def stage_movers(db: Database, limit: int = 5) -> dict[str, list[dict[str, Any]]
             to_stage=after.to_stage,
             change=after.to_rank.fill_null(0) - before.from_rank.fill_null(0),
         )
+        moves = personalised_only(session, moves)
         up = moves.filter(moves.change > 0).order_by([moves.change.desc(), "customer_id"])
         down = moves.filter(moves.change < 0).order_by([moves.change.asc(), "customer_id"])
         up, down = session.fetch_dicts(up.limit(limit)), session.fetch_dicts(down.limit(limit))

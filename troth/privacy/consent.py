@@ -36,6 +36,7 @@ __all__ = [
     "consent_snapshot",
     "consent_state",
     "customer_consent",
+    "personalised_only",
     "record_consent",
     "withheld_reason",
 ]
@@ -132,6 +133,23 @@ def consent_snapshot(
     return state.mutate(
         withheld=ibis.ifelse(listed == "", ibis.null("string"), "no consent: " + listed)
     )
+
+
+def personalised_only(session: Session, rows: ir.Table) -> ir.Table:
+    """Return the `rows` (with `customer_id`) of customers who consented to personalisation.
+
+    For lists that single customers out for individual treatment (top value, at risk, movers).
+    Consent is as of the last scoring (`consent_snapshot`), the scores the lists are made of.
+    """
+    try:
+        snapshot = session.table("consent_snapshot")
+    except TrothError:
+        return rows
+    column = consent_column("personalisation")
+    if column not in snapshot.columns:
+        return rows  # the purpose is not configured: nothing to withdraw
+    # A subquery, not a join: `rows` may itself be a join's projection.
+    return rows.filter(rows.customer_id.isin(snapshot.filter(snapshot[column]).customer_id))
 
 
 def withheld_reason(db: Database, customer_id: str) -> str | None:

@@ -7,14 +7,43 @@ forgets those that are gone.
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from troth.errors import TrothError
+
 if TYPE_CHECKING:
     from troth.store.database import Database
 
-__all__ = ["forget_written_files", "record_written_file", "written_files"]
+__all__ = [
+    "NewFileError",
+    "create_private_file",
+    "forget_written_files",
+    "record_written_file",
+    "written_files",
+]
+
+
+class NewFileError(TrothError):
+    """A file Troth was asked to write exists already or cannot be created."""
+
+
+def create_private_file(path: Path) -> int:
+    """Create `path` as a new file readable by its owner only; return its descriptor.
+
+    Refuses an existing name (or a link planted there): O_EXCL never follows or overwrites.
+    """
+    target = path.expanduser()
+    try:
+        if target.exists() or target.is_symlink():
+            raise NewFileError(f"{path} already exists; choose a new file name (nothing written)")
+        if not target.parent.is_dir():
+            raise NewFileError(f"cannot write {path}: folder {target.parent} does not exist")
+        return os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise NewFileError(f"cannot write {path}: {exc.strerror}") from exc
 
 
 def record_written_file(db: Database, path: str | Path, kind: str) -> str:

@@ -10,6 +10,7 @@ import ibis
 import ibis.expr.types as ir
 
 from troth.errors import TrothError
+from troth.privacy.consent import personalised_only
 from troth.store import Database, Session
 
 __all__ = [
@@ -129,7 +130,7 @@ def _number(value: Any) -> float | None:
 def top_customers(db: Database, by: str = "cev", limit: int = 10) -> list[dict[str, Any]]:
     """Return the `limit` customers with the highest `by` (clv, cev, ...) and their components."""
     with db.session() as session:
-        values = _value_table(session)
+        values = personalised_only(session, _value_table(session))
         ranked = values.order_by([values[by].desc(nulls_first=False), values.customer_id])
         return session.fetch_dicts(ranked.select(*_LIST).limit(limit))
 
@@ -137,7 +138,7 @@ def top_customers(db: Database, by: str = "cev", limit: int = 10) -> list[dict[s
 def at_risk_customers(db: Database, limit: int = 10) -> list[dict[str, Any]]:
     """Return at-risk customers, the largest value at risk (currency) first."""
     with db.session() as session:
-        values = _value_table(session)
+        values = personalised_only(session, _value_table(session))
         risky = values.filter(values.at_risk)
         ranked = risky.order_by([risky.value_at_risk.desc(), risky.customer_id])
         return session.fetch_dicts(ranked.select(*_AT_RISK).limit(limit))
