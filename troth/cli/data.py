@@ -47,17 +47,18 @@ def import_command(
         list[str] | None,
         typer.Option(
             "--map",
-            help="column=field[:kind], e.g. amount=properties.revenue:number (repeatable).",
+            help="column=field\\[:kind], e.g. amount=properties.revenue:number (repeatable).",
         ),
     ] = None,
     event: Annotated[
         str | None, typer.Option(help="Event name for every row of a mapped table.")
     ] = None,
     call_type: Annotated[
-        str | None, typer.Option("--type", help="Call type for every mapped row [default: track].")
+        str | None,
+        typer.Option("--type", help="Call type for every mapped row \\[default: track]."),
     ] = None,
     mapping: Annotated[
-        str | None, typer.Option(help="Use the [mapping.NAME] section of troth.toml.")
+        str | None, typer.Option(help="Use the \\[mapping.NAME] section of troth.toml.")
     ] = None,
     db: DbOption = None,
     config: ConfigOption = None,
@@ -151,10 +152,10 @@ def generate(
 
 def demo(
     customers: Annotated[
-        int | None, typer.Option(help="Customers [default: [demo] in config].")
+        int | None, typer.Option(help="Customers (default: \\[demo] customers in config, 5,000).")
     ] = None,
-    months: Annotated[int | None, typer.Option(help="Months [default: 12].")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed [default: 7].")] = None,
+    months: Annotated[int | None, typer.Option(help="Months \\[default: 12].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed \\[default: 7].")] = None,
     folder: Annotated[Path, typer.Option("--dir", help="Folder for the demo files.")] = Path(
         "demo"
     ),
@@ -162,7 +163,7 @@ def demo(
         Path | None,
         typer.Option(
             "--db",
-            help="Demo database file [default: DIR/troth.duckdb]; TROTH_DB is not read here.",
+            help="Demo database file \\[default: DIR/troth.duckdb]; TROTH_DB is not read here.",
             show_default=False,
         ),
     ] = None,
@@ -223,6 +224,11 @@ def demo(
         return
     _print_summary(summary, imported.rejected, elapsed)
     console.print(f"\n[bold]Engagement cycle[/] as of {scored.as_of:%Y-%m-%d}")
+    if scored.withheld:
+        console.print(
+            f"{scored.customers:,} customers scored; {scored.withheld:,} withheld for lack of "
+            "consent (analytics or profiling), in no count below"
+        )
     print_distribution(stages)
     console.print(
         "phases: " + ", ".join(f"{phase} {n:,}" for phase, n in distribution["by_phase"].items())

@@ -36,7 +36,7 @@ def portal_link(
             "--hours",
             min=1,
             max=24 * 90,
-            help="Hours the link stays valid (default: [privacy] portal_link_hours, 72).",
+            help="Hours the link stays valid (default: \\[privacy] portal_link_hours, 72).",
             show_default=False,
         ),
     ] = None,
@@ -81,7 +81,7 @@ def consent(
         str, typer.Argument(help="Any identifier: customer id, userId, anonymousId, email.")
     ],
     purpose: Annotated[
-        str | None, typer.Argument(help="A purpose of [privacy] purposes, to set it.")
+        str | None, typer.Argument(help="A purpose of \\[privacy] purposes, to set it.")
     ] = None,
     state: Annotated[str | None, typer.Argument(help="on or off.")] = None,
     reason: Annotated[

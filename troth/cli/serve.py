@@ -13,9 +13,9 @@ from troth.errors import TrothError
 
 def serve(
     host: Annotated[
-        str | None, typer.Option(help="Interface to listen on [default: 127.0.0.1].")
+        str | None, typer.Option(help="Interface to listen on \\[default: 127.0.0.1].")
     ] = None,
-    port: Annotated[int | None, typer.Option(help="TCP port [default: 8000].")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port \\[default: 8000].")] = None,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:

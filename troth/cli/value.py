@@ -40,7 +40,7 @@ def value(
         str | None,
         typer.Option(
             help=f"Purchase model for the holdout check: {', '.join(MODELS)} "
-            "(default: [value] model)."
+            "(default: \\[value] model)."
         ),
     ] = None,
     top: Annotated[
