@@ -18,6 +18,7 @@ from troth.access.credentials import (
 )
 from troth.access.keys import Credential
 from troth.config import Settings
+from troth.engagement.distributions import attribute_histograms, card_histogram
 from troth.engagement.evidence import (
     customer_attributes,
     customer_card,
@@ -54,6 +55,7 @@ from troth.privacy.portal import (
 )
 from troth.store import Database, open_database
 from troth.store.summary import store_summary
+from troth.value.distribution import value_histograms
 from troth.value.holdout import holdout_check
 from troth.value.report import (
     VALUE_SORTS,
@@ -185,6 +187,19 @@ class Engine:
     def customers(self, **filters: Any) -> dict[str, Any]:
         """Return one page of customers filtered by stage/phase/cognitive loyalty, sorted."""
         return list_customers(self.db, extra=("customer_value", VALUE_SORTS), **filters)
+
+    def distributions(self) -> dict[str, Any]:
+        """Return histograms of the last scoring: attributes, card balances, CLV and CEV."""
+        return {
+            "attributes": attribute_histograms(self.db),
+            "card": card_histogram(self.db),
+            "value": value_histograms(self.db),
+        }
+
+    def find_customer(self, identifier: str) -> str:
+        """Return the customer id holding `identifier` (any identifier), or raise
+        CustomerNotFound."""
+        return self._current_customer_id(identifier)
 
     def value(self, top: int = 10) -> dict[str, Any]:
         """Return the value models' fits, the value distribution, top-CEV and at-risk lists."""

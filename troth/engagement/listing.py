@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import ibis
@@ -11,7 +12,7 @@ from troth.engagement.stages import PHASES, STAGES
 from troth.errors import TrothError
 from troth.store import Database
 
-__all__ = ["LIST_COLUMNS", "SORTS", "example_customers", "list_customers"]
+__all__ = ["LIST_COLUMNS", "RANGES", "SORTS", "example_customers", "list_customers"]
 
 LIST_COLUMNS = (
     "customer_id",
@@ -25,6 +26,7 @@ LIST_COLUMNS = (
     "revenue",
     "two_way_interactions",
     *ATTRIBUTES,
+    "card_balance",
 )
 # Sort keys, largest first, except recency_days: the most recent first.
 SORTS = (
@@ -36,6 +38,17 @@ SORTS = (
     "stage",
     *ATTRIBUTES,
 )
+# Columns a list can be narrowed to a range of (besides `extra`'s): from <= value < to.
+RANGES = (
+    "recency_days",
+    "events",
+    "orders",
+    "revenue",
+    "two_way_interactions",
+    *ATTRIBUTES,
+    "card_balance",
+)
+Range = tuple[float | None, float | None]
 
 
 def list_customers(
@@ -48,11 +61,14 @@ def list_customers(
     limit: int = 50,
     offset: int = 0,
     extra: tuple[str, tuple[str, ...]] | None = None,
+    ranges: Mapping[str, Range] | None = None,
 ) -> dict[str, Any]:
     """Return {"total", "customers"}: the matching customers, sorted, one page of them.
 
     `extra` names a stored per-customer table and columns of it (e.g. the value step's
-    `customer_value` and clv, cev, p_alive) to show too and to sort by, largest first.
+    `customer_value` and clv, cev, p_alive) to show too, to sort by (largest first) and to
+    narrow. `ranges` maps a column of RANGES or `extra` to (from, to): from <= value < to,
+    either end None for open; a customer without a value (no P(alive)) is then left out.
     """
     extra_table, extra_columns = extra or ("", ())
     if stage is not None and stage not in STAGES:
@@ -66,15 +82,25 @@ def list_customers(
         )
     if limit < 1 or offset < 0:
         raise TrothError("limit must be at least 1 and offset at least 0")
+    ranges = dict(ranges or {})
+    unknown = sorted(set(ranges) - set(RANGES + extra_columns))
+    if unknown:
+        raise TrothError(
+            f"cannot filter on '{unknown[0]}'; choose one of {', '.join(RANGES + extra_columns)}"
+        )
     with db.session() as session:
         try:
             stages = session.table("customer_stage")
             features = session.table("customer_features")
             scores = session.table("customer_attributes")
+            balances = session.table("card_balance")
         except TrothError as exc:
             raise TrothError("no scores yet: run `troth score` first") from exc
-        joined = stages.join(features, "customer_id").left_join(
-            scores.select("customer_id", *ATTRIBUTES), "customer_id"
+        cards = balances.select(_card_id=balances.customer_id, card_balance=balances.balance)
+        joined = (
+            stages.join(features, "customer_id")
+            .left_join(scores.select("customer_id", *ATTRIBUTES), "customer_id")
+            .left_join(cards, stages.customer_id == cards._card_id)
         )
         if extra_columns:
             try:
@@ -84,13 +110,21 @@ def list_customers(
                 raise TrothError(f"no {extra_table} yet: run `troth score` first") from exc
             joined = joined.left_join(more, joined.customer_id == more._extra_id)
         # No activity in the window: every attribute is 0, as `customer_attributes` reads it.
-        rows = joined.mutate(**{a: joined[a].fill_null(0.0) for a in ATTRIBUTES})
+        rows = joined.mutate(
+            card_balance=joined.card_balance.fill_null(0),
+            **{a: joined[a].fill_null(0.0) for a in ATTRIBUTES},
+        )
         if stage is not None:
             rows = rows.filter(rows.stage == stage)
         if phase is not None:
             rows = rows.filter(rows.phase == phase)
         if cognitive_loyalty:
             rows = rows.filter(rows.cognitive_loyalty)
+        for column, (low, high) in ranges.items():
+            if low is not None:
+                rows = rows.filter(rows[column] >= low)
+            if high is not None:
+                rows = rows.filter(rows[column] < high)
         key = {"stage": rows.stage_rank}.get(sort, rows[sort])
         order = (
             key.asc(nulls_first=False) if sort == "recency_days" else key.desc(nulls_first=False)
