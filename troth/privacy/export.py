@@ -20,12 +20,11 @@ import ibis.expr.types as ir
 import msgspec
 
 from troth.config import PrivacySettings
-from troth.errors import TrothError
 from troth.identity.profile import find_customer, latest_traits
 from troth.privacy.consent import customer_consent
 from troth.store import Database, Session
 from troth.store.tombstones import event_nodes
-from troth.store.written_files import record_written_file
+from troth.store.written_files import NewFileError, create_private_file, record_written_file
 
 __all__ = [
     "EXPORT_FORMAT",
@@ -60,8 +59,8 @@ _OWN_SECTIONS = frozenset({"identifiers", "audit_log"})
 _BATCH_ROWS = 5_000
 
 
-class ExportFileError(TrothError):
-    """The export file cannot be written where it was asked for."""
+# A refused export file name is the store's refusal of any new private file.
+ExportFileError = NewFileError
 
 
 @dataclass(frozen=True)
@@ -103,21 +102,7 @@ def write_export_file(
     """Write the export to a new file at `path` (owner-only); return (customer id, bytes)."""
     customer_id = find_customer(db, identifier)
     target = path.expanduser()
-    try:
-        if target.exists() or target.is_symlink():
-            raise ExportFileError(
-                f"{path} already exists; choose a new file name (nothing written)"
-            )
-        if not target.parent.is_dir():
-            raise ExportFileError(f"cannot write {path}: folder {target.parent} does not exist")
-    except OSError as exc:  # e.g. a name too long for the file system
-        raise ExportFileError(f"cannot write {path}: {exc.strerror}") from exc
-    try:
-        # O_EXCL: never follow a link planted at the name or overwrite a file created meanwhile;
-        # 0600 since the file holds one person's data.
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError as exc:
-        raise ExportFileError(f"cannot write {path}: {exc.strerror}") from exc
+    fd = create_private_file(path)  # new and owner-only: the file holds one person's data
     size = 0
     try:
         with os.fdopen(fd, "wb") as out:

@@ -24,7 +24,12 @@ from typing import Any
 
 from troth.errors import CustomerNotFound, TrothError
 from troth.identity.profile import customer_events, customer_profile
-from troth.privacy.consent import ConsentError, customer_consent, record_consent
+from troth.privacy.consent import (
+    SCORING_PURPOSES,
+    ConsentError,
+    customer_consent,
+    record_consent,
+)
 from troth.privacy.keyring import rotate_secret_key, secret_key
 from troth.store import Database
 
@@ -52,8 +57,6 @@ _FORM_LABEL = b"troth portal form\x00"
 _MAC_BYTES = 16
 _MAX_TOKEN_CHARS = 512
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
-# What per-person scores need (as scoring checks it): without both, nothing is calculated.
-_SCORING_PURPOSES = ("analytics", "profiling")
 # A merged-away customer's link follows merges to the customer holding their identifiers now.
 _MAX_MERGE_HOPS = 64
 
@@ -245,7 +248,7 @@ def scores_withheld(consents: Sequence[Mapping[str, Any]]) -> str | None:
     `consents` is what `portal_consents` returns: the current answer, not the last scoring's.
     """
     refused = [
-        c["purpose"] for c in consents if c["purpose"] in _SCORING_PURPOSES and not c["granted"]
+        c["purpose"] for c in consents if c["purpose"] in SCORING_PURPOSES and not c["granted"]
     ]
     return "no consent: " + ", ".join(refused) if refused else None
 
