@@ -9,6 +9,7 @@ import pytest
 from tests.engagement.events import add_events
 from troth.config import PrivacySettings
 from troth.errors import TrothError
+from troth.events.schema import EVENT_COLUMNS, EVENT_SCHEMA, rows_to_table
 from troth.identity import events_with_customer
 from troth.privacy.audit import audit, audit_entries
 from troth.privacy.consent import (
@@ -178,3 +179,33 @@ def test_audit_log_appends_and_filters(engine) -> None:
     assert [(e["actor"], e["action"]) for e in mine["entries"]] == [("tok_9", "customer.export")]
     with pytest.raises(TrothError, match="unknown audit action"):
         audit(engine.db, "cli", "customer.tickle")
+
+
+def test_recording_consent_keeps_the_customer_id(engine) -> None:
+    # An alias's previousId is also read as a user id never seen in an event; attributing the
+    # consent event to that one would make it seen, rank first and rename the customer.
+    row = {c: None for c in EVENT_COLUMNS}
+    alias = {
+        **row,
+        "message_id": "alias-1",
+        "type": "alias",
+        "user_id": "zed",
+        "previous_id": "a0",
+        "timestamp": T0,
+        "received_at": T0,
+    }
+    engine.db.insert_events(rows_to_table([tuple(alias[c] for c in EVENT_COLUMNS)], EVENT_SCHEMA))
+    add_events(engine.db, [{"event": "Page Viewed", "user": None, "anonymous": "a0"}], T0)
+    engine.resolve_identities()
+    customer = engine.find_customer("zed")
+    record_consent(
+        engine.db,
+        customer,
+        "marketing:email",
+        True,
+        purposes=PRIVACY.purposes,
+        source="portal",
+        changed_by="customer",
+    )
+    engine.resolve_identities()
+    assert engine.find_customer("zed") == customer

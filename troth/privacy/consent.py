@@ -209,14 +209,20 @@ def record_consent(
     """Store a `Consent Updated` event for the customer; return its messageId.
 
     `source` says how (e.g. "api", "portal"), `changed_by` who (a token id, "customer").
-    The event is attributed to one of the customer's own identifiers, so it resolves to them.
+    The event is attributed to one of the customer's own identifiers seen in an event, so it
+    resolves to them without renaming them: an identifier never seen (an alias's previousId read
+    as the other kind) would rank first once seen and change the customer id.
     """
     if purpose not in purposes:
         raise ConsentError(f"unknown purpose '{purpose}'; choose one of {', '.join(purposes)}")
     with db.session() as session:
         ids = session.table("identifiers")
         rows = session.fetch(
-            ids.filter((ids.customer_id == customer_id) & ids.kind.isin(_EVENT_ID_KINDS))
+            ids.filter(
+                (ids.customer_id == customer_id)
+                & ids.kind.isin(_EVENT_ID_KINDS)
+                & ids.first_seen.notnull()
+            )
             .select("kind", "value")
             .order_by([(ids.kind != "user_id"), ids.value])
             .limit(1)
