@@ -10,12 +10,17 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from troth.cli.common import ConfigOption, DbOption, JsonOption, console, open_engine, print_json
+from troth.cli.common import (
+    CLI_ACTOR,
+    ConfigOption,
+    DbOption,
+    JsonOption,
+    console,
+    open_engine,
+    print_json,
+)
 
 __all__ = ["audit", "export"]
-
-# The actor the audit log names for whoever runs the command line.
-CLI_ACTOR = "cli"
 
 
 def export(

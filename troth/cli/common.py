@@ -19,6 +19,7 @@ from troth.engine import Engine
 from troth.errors import TrothError
 
 __all__ = [
+    "CLI_ACTOR",
     "ConfigOption",
     "DbOption",
     "JsonOption",
@@ -28,6 +29,9 @@ __all__ = [
     "parse_time",
     "print_json",
 ]
+
+# The actor the audit log names for whoever runs the command line.
+CLI_ACTOR = "cli"
 
 console = Console()
 # Errors are not wrapped: scripts and tests match them, and terminals wrap on their own.

@@ -9,7 +9,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from troth.cli.common import ConfigOption, DbOption, JsonOption, console, open_engine, print_json
+from troth.cli.common import (
+    CLI_ACTOR,
+    ConfigOption,
+    DbOption,
+    JsonOption,
+    console,
+    open_engine,
+    print_json,
+)
 from troth.engagement.listing import SORTS
 from troth.value.report import VALUE_SORTS
 
@@ -49,7 +57,7 @@ def show(
     """Show a customer's identifiers, latest traits, activity and merge history."""
     with open_engine(db, config) as engine:
         profile = engine.customer(identifier)
-        engine.audit("cli", "customer.read", profile["customer_id"])
+        engine.audit(CLI_ACTOR, "customer.read", profile["customer_id"])
     if as_json:
         print_json(profile)
     else:
@@ -83,7 +91,10 @@ def list_command(
             offset=offset,
         )
         engine.audit(
-            "cli", "customer.list", None, f"customers sort={sort}: {len(page['customers'])} rows"
+            CLI_ACTOR,
+            "customer.list",
+            None,
+            f"customers sort={sort}: {len(page['customers'])} rows",
         )
     if as_json:
         print_json(page)

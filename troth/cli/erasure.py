@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from troth.cli.common import ConfigOption, DbOption, JsonOption, console, open_engine, print_json
+from troth.cli.common import (
+    CLI_ACTOR,
+    ConfigOption,
+    DbOption,
+    JsonOption,
+    console,
+    open_engine,
+    print_json,
+)
 from troth.privacy.erasure import ErasureSummary
 
 
@@ -28,7 +36,7 @@ def erase(
             abort=True,
         )
     with open_engine(db, config) as engine:
-        summary = engine.erase(identifier, "cli")
+        summary = engine.erase(identifier, CLI_ACTOR)
     if as_json:
         print_json(dataclasses.asdict(summary))
     else:

@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from troth.cli.common import (
+    CLI_ACTOR,
     ConfigOption,
     DbOption,
     JsonOption,
@@ -20,8 +21,6 @@ from troth.cli.common import (
 
 __all__ = ["consent", "portal_link"]
 
-# The actor the audit log names for whoever runs the command line.
-CLI_ACTOR = "cli"
 _STATES = {"on": True, "off": False}
 
 
