@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from troth import __version__
-from troth.api import access, consent, ingestion, portal, read
+from troth.api import access, consent, dashboard, ingestion, portal, read
 from troth.api.erasure import ShareDatabase
 from troth.api.erasure import router as erasure_router
 from troth.api.state import ServerState
@@ -67,6 +67,7 @@ def create_app(engine: Engine, server: ServerSettings | None = None) -> FastAPI:
     app.include_router(access.router)
     app.include_router(consent.router)
     app.include_router(portal.router)
+    app.include_router(dashboard.router)
     _add_error_handlers(app)
     _add_operations_routes(app, state)
     return app

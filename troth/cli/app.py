@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typer import Typer
 
-from troth.cli import access, contacts, customers, data, engagement, keys, portal, serve, value
+from troth.cli import (
+    access,
+    contacts,
+    customers,
+    data,
+    engagement,
+    keys,
+    portal,
+    report,
+    serve,
+    value,
+)
 from troth.cli.erasure import erase
 
 __all__ = ["app", "main"]
@@ -29,6 +40,7 @@ app.command("portal-link")(portal.portal_link)
 app.command("consent")(portal.consent)
 app.command("erase")(erase)
 app.command("contacts")(contacts.contacts)
+app.command("report")(report.report)
 app.add_typer(keys.app, name="keys")
 app.add_typer(customers.app, name="customers")
 

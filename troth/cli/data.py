@@ -24,6 +24,7 @@ from troth.cli.common import (
 )
 from troth.cli.engagement import print_distribution
 from troth.cli.value import render_at_risk, render_top
+from troth.dashboard import write_report
 from troth.demo import write_events_parquet
 from troth.errors import TrothError
 from troth.ingest.mapping import TableMapping, mapping_from_settings, parse_map_options
@@ -205,12 +206,15 @@ def demo(
         examples = engine.examples()
         top_value = engine.top_value("cev", 5)
         at_risk = engine.at_risk(5)
+        report_path = folder / "troth-report.html"
+        write_report(engine, report_path)
     elapsed = time.perf_counter() - started
     stages = {**scored.__dict__, "as_of": scored.as_of.isoformat()}
     if as_json:
         print_json(
             {
                 "database": str(db_path),
+                "report": str(report_path),
                 "import": imported.__dict__,
                 **summary,
                 "stages": stages,
@@ -248,6 +252,11 @@ def demo(
     console.print(f"try: troth customers show {example} --db {db_path}")
     console.print(f"     troth value --db {db_path}")
     console.print(f"     troth serve --db {db_path}")
+    console.print(f"\nreport (opens offline): [bold]{report_path}[/]")
+    console.print(
+        f"dashboard: troth serve --db {db_path}, then open http://127.0.0.1:8000/ and sign in "
+        f"with a token from: troth keys create --role analyst --db {db_path}"
+    )
 
 
 def _print_movers(movers: dict[str, list[dict]]) -> None:
