@@ -68,12 +68,15 @@ def cycle_layout(counts: dict[str, int], size: int = 360) -> list[dict[str, Any]
     Each node carries the arrow to the next stage of the cycle (engagement leads back to
     connection: engaged customers bring new ones), shortened to the circles' edges.
     """
-    centre, radius = size / 2, size / 2 - 48
+    centre, radius = size / 2, size / 2 - 75
     largest = max(counts.values(), default=0) or 1
     nodes = []
     for i, stage in enumerate(STAGES):
         angle = -math.pi / 2 + 2 * math.pi * i / len(STAGES)
         n = counts.get(stage, 0)
+        size_r = 12 + 30 * math.sqrt(n / largest)
+        # The name sits outside the circle, away from the centre, so small stages stay legible.
+        label_at = radius + size_r + 6
         nodes.append(
             {
                 "stage": stage,
@@ -81,7 +84,16 @@ def cycle_layout(counts: dict[str, int], size: int = 360) -> list[dict[str, Any]
                 "customers": n,
                 "x": round(centre + radius * math.cos(angle), 1),
                 "y": round(centre + radius * math.sin(angle), 1),
-                "r": round(12 + 30 * math.sqrt(n / largest), 1),
+                "r": round(size_r, 1),
+                "lx": round(centre + label_at * math.cos(angle), 1),
+                "ly": round(centre + label_at * math.sin(angle) + 4, 1),
+                "anchor": (
+                    "start"
+                    if math.cos(angle) > 0.3
+                    else "end"
+                    if math.cos(angle) < -0.3
+                    else "middle"
+                ),
                 "colour": charts.PHASE_COLOURS[PHASES[stage]],
             }
         )
