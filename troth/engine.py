@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,6 +72,10 @@ from troth.value.scoring import score_value
 __all__ = ["Engine"]
 
 
+# Remembered reads per engine (aggregates and list pages of the last scoring).
+_REMEMBERED_READS = 256
+
+
 class Engine:
     """Troth over one database: every operation the CLI and the HTTP API offer."""
 
@@ -78,6 +85,30 @@ class Engine:
         # Reads resolve new identities first, unless a server's background loop does it: under
         # load there are always new events, and a read should not wait for a resolution.
         self.resolve_on_read = True
+        # Aggregates and lists of the last scoring, kept until the next scoring or erasure:
+        # only those change the derived tables, and no other process can while this one holds
+        # the database. The dashboard asks for them on every page view.
+        self._reads: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+        self._reads_lock = threading.Lock()
+
+    def _remembered(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+        """Return a copy of `compute()`'s result, computed once per scoring (LRU, 256 kept)."""
+        key = (getattr(self.db, "generation", 0), *key)
+        with self._reads_lock:
+            if key in self._reads:
+                self._reads.move_to_end(key)
+                return copy.deepcopy(self._reads[key])
+        value = compute()
+        with self._reads_lock:
+            self._reads[key] = value
+            while len(self._reads) > _REMEMBERED_READS:
+                self._reads.popitem(last=False)
+        return copy.deepcopy(value)
+
+    def _forget_reads(self) -> None:
+        """Drop every remembered read: the derived tables have changed."""
+        with self._reads_lock:
+            self._reads.clear()
 
     @classmethod
     def open(cls, settings: Settings, db_path: str | Path | None = None) -> Engine:
@@ -157,23 +188,24 @@ class Engine:
             self.settings.privacy.model_dump(),
         )
         value = score_value(self.db, when, self.settings.value.model_dump(), progress)
+        self._forget_reads()
         return dataclasses.replace(stages, value=dataclasses.asdict(value))
 
     def stage_distribution(self) -> dict[str, Any]:
         """Return the last scoring's customers by stage and by phase (raise if never scored)."""
-        return stage_distribution(self.db)
+        return self._remembered(("stages",), lambda: stage_distribution(self.db))
 
     def transitions(self) -> dict[str, Any]:
         """Return stage transition matrices, inflow/outflow and cohort flows per period."""
-        return stage_transitions(self.db)
+        return self._remembered(("transitions",), lambda: stage_transitions(self.db))
 
     def ladder(self) -> dict[str, Any]:
         """Return the ladder: customers per rung and conversion, overall, by segment, by channel."""
-        return ladder_distribution(self.db)
+        return self._remembered(("ladder",), lambda: ladder_distribution(self.db))
 
     def movers(self, limit: int = 5) -> dict[str, list[dict[str, Any]]]:
         """Return the customers who climbed and fell the most stages in the last period."""
-        return stage_movers(self.db, limit)
+        return self._remembered(("movers", limit), lambda: stage_movers(self.db, limit))
 
     def examples(self, per_stage: int = 1) -> list[dict[str, Any]]:
         """Return the most active customers of each stage with one line of why they stand there."""
@@ -186,15 +218,21 @@ class Engine:
 
     def customers(self, **filters: Any) -> dict[str, Any]:
         """Return one page of customers filtered by stage/phase/cognitive loyalty, sorted."""
-        return list_customers(self.db, extra=("customer_value", VALUE_SORTS), **filters)
+        key = ("customers", repr(sorted(filters.items())))
+        return self._remembered(
+            key, lambda: list_customers(self.db, extra=("customer_value", VALUE_SORTS), **filters)
+        )
 
     def distributions(self) -> dict[str, Any]:
         """Return histograms of the last scoring: attributes, card balances, CLV and CEV."""
-        return {
-            "attributes": attribute_histograms(self.db),
-            "card": card_histogram(self.db),
-            "value": value_histograms(self.db),
-        }
+        return self._remembered(
+            ("distributions",),
+            lambda: {
+                "attributes": attribute_histograms(self.db),
+                "card": card_histogram(self.db),
+                "value": value_histograms(self.db),
+            },
+        )
 
     def find_customer(self, identifier: str) -> str:
         """Return the customer id holding `identifier` (any identifier), or raise
@@ -203,15 +241,15 @@ class Engine:
 
     def value(self, top: int = 10) -> dict[str, Any]:
         """Return the value models' fits, the value distribution, top-CEV and at-risk lists."""
-        return value_overview(self.db, top)
+        return self._remembered(("value", top), lambda: value_overview(self.db, top))
 
     def top_value(self, by: str = "cev", limit: int = 10) -> list[dict[str, Any]]:
         """Return the customers with the highest CEV (or CLV), with its components (currency)."""
-        return top_customers(self.db, by, limit)
+        return self._remembered(("top", by, limit), lambda: top_customers(self.db, by, limit))
 
     def at_risk(self, limit: int = 10) -> list[dict[str, Any]]:
         """Return the at-risk customers: low P(alive), high CLV if alive; most at stake first."""
-        return at_risk_customers(self.db, limit)
+        return self._remembered(("at_risk", limit), lambda: at_risk_customers(self.db, limit))
 
     def holdout(
         self,
@@ -367,7 +405,10 @@ class Engine:
         """
         if identities_stale(self.db):
             self.resolve_identities()
-        return erase_customer(self.db, identifier, actor)
+        try:
+            return erase_customer(self.db, identifier, actor)
+        finally:
+            self._forget_reads()
 
     # The customer portal and consent changes made for the customer (troth.privacy.portal).
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
@@ -16,11 +18,14 @@ from troth.api.erasure import ShareDatabase
 from troth.api.erasure import router as erasure_router
 from troth.api.state import ServerState
 from troth.config import ServerSettings
+from troth.dashboard.overview import overview
 from troth.engine import Engine
 from troth.errors import AuthenticationError, CustomerNotFound, TrothError
 from troth.store.writer import GroupCommitWriter
 
 __all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
 
 
 def create_app(engine: Engine, server: ServerSettings | None = None) -> FastAPI:
@@ -39,9 +44,13 @@ def create_app(engine: Engine, server: ServerSettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         state.start()
+        # The overview's aggregates take about a second at 100k customers: compute them once
+        # now, so the first visitor does not wait (the engine keeps them until the next score).
+        warming = asyncio.create_task(_warm_overview(state))
         try:
             yield
         finally:
+            warming.cancel()
             state.stop()
 
     app = FastAPI(
@@ -82,6 +91,18 @@ _ERROR_STATUSES: tuple[tuple[type[Exception], int, dict[str, str] | None], ...] 
     (RequestValidationError, 400, None),
     (TrothError, 400, None),
 )
+
+
+async def _warm_overview(state: ServerState) -> None:
+    """Compute the dashboard overview's reads once, holding a share of the database."""
+    try:
+        async with state.gate.shared():
+            for personal in (False, True):
+                await asyncio.to_thread(overview, state.engine, personal=personal, links=personal)
+    except TrothError:
+        return  # nothing scored yet: the overview says so when asked
+    except Exception:
+        log.exception("warming the dashboard overview failed; pages compute it when asked")
 
 
 def _add_error_handlers(app: FastAPI) -> None:
