@@ -217,7 +217,8 @@ class Engine:
         return examples
 
     def customers(self, **filters: Any) -> dict[str, Any]:
-        """Return one page of customers filtered by stage/phase/cognitive loyalty, sorted."""
+        """Return one page of customers filtered as list_customers allows (stage, rung, last
+        move, at risk, ranges …), sorted."""
         key = ("customers", repr(sorted(filters.items())))
         return self._remembered(
             key, lambda: list_customers(self.db, extra=("customer_value", VALUE_SORTS), **filters)

@@ -139,6 +139,53 @@ def test_every_histogram_bin_links_to_as_many_customers(served) -> None:
     assert all(len(spec["data"]["values"]) < 200 for spec in charts.values())
 
 
+_NUMBER_LINK = r'<a class="num" href="([^"]+)" data-testid="({})">([^<]*)</a>'
+
+
+def _links(page: str, testid: str) -> list[tuple[str, str, str]]:
+    """Return (href, testid, number shown) of the overview's linked numbers matching testid."""
+    return re.findall(_NUMBER_LINK.format(testid), page)
+
+
+def test_every_ladder_flow_and_at_risk_number_links_to_as_many_customers(served) -> None:
+    client, tokens, _ = served
+    page = _get(client, "/", tokens["analyst"]).text
+    ladder = _links(page, r"ladder-count-\w+")
+    flows = _links(page, r"flow-(?:in|out|stayed)-\w+")
+    matrix = _links(page, r"flow-matrix-\w+-\w+")
+    at_risk = _links(page, "value-at-risk-count")
+    assert (len(ladder), len(flows), len(matrix), len(at_risk)) == (5, 21, 72, 1)
+    api = _get(client, "/api/v1/transitions", tokens["analyst"]).json()
+    cells = api["matrices"][api["periods"][-1]]
+    assert sum(int(n.replace(",", "")) for *_, n in matrix) == sum(
+        n for row in cells.values() for n in row.values()
+    )
+    for href, testid, shown in [*ladder, *flows, *matrix, *at_risk]:
+        url = href.replace("&amp;", "&")
+        listed = _get(client, url, tokens["analyst"])
+        assert listed.status_code == 200, url
+        assert _testid(listed.text, "customers-count") == shown.replace(",", ""), testid
+        assert 'data-testid="active-filter"' in listed.text, url
+        query = url.partition("?")[2]
+        total = _get(client, f"/api/v1/customers?{query}&limit=1", tokens["analyst"]).json()
+        assert str(total["total"]) == shown.replace(",", ""), testid
+    assert 'href="/customers?at_risk=1"' in page and 'href="/customers?rung=advocate"' in page
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["rung=top", "moved_from=bliss", "moved_to=new", "rung=inform%27%20OR%20%271%27=%271"],
+)
+def test_unknown_rungs_and_states_are_a_400(served, query: str) -> None:
+    client, tokens, _ = served
+    api = _get(client, f"/api/v1/customers?{query}", tokens["analyst"])
+    assert api.status_code == 400 and "unknown" in api.text
+    page = _get(client, f"/customers?{query}", tokens["analyst"])
+    assert page.status_code == 400 and 'data-testid="filter-error"' in page.text
+    assert 'data-testid="active-filter"' not in page.text
+    assert _get(client, f"/api/v1/customers?{query}", tokens["viewer"]).status_code == 403
+
+
 def test_search_by_email_opens_the_360_and_reads_are_audited(served) -> None:
     client, tokens, engine = served
     customer_id = engine.customers(sort="revenue", limit=1)["customers"][0]["customer_id"]
@@ -166,6 +213,10 @@ def test_search_by_email_opens_the_360_and_reads_are_audited(served) -> None:
         "q=<script>alert(1)</script>",
         "q=' OR '1'='1",
         "phase=%00",
+        "rung=advocate';DROP TABLE customer_ladder;--",
+        "moved_from=none&moved_to=retention%27)%20OR%201=1--",
+        "at_risk=1;DELETE FROM customer_value",
+        "rung=<script>alert(1)</script>",
     ],
 )
 def test_injection_in_filters_sort_and_search_is_harmless(served, query: str) -> None:

@@ -18,8 +18,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from troth.dashboard import overview
 from troth.dashboard.pages import CONTENT_SECURITY_POLICY, STATIC_FILES, render, static_file, why
 from troth.engagement.attributes import ATTRIBUTES
+from troth.engagement.ladder import RUNGS
 from troth.engagement.listing import RANGES, SORTS
 from troth.engagement.stages import PHASES, STAGES
+from troth.engagement.transitions import MOVED_TO, STATES
 from troth.errors import AuthenticationError, CustomerNotFound, TrothError
 from troth.value.report import VALUE_SORTS
 
@@ -40,6 +42,21 @@ _MAX_FORM_BYTES = 16 * 1024
 # Filters offered on the list page as from/below pairs (the list accepts every RANGES column).
 _RANGE_FIELDS = (*ATTRIBUTES, "clv", "cev", "p_alive")
 _PAGE_SIZES = (25, 50, 100, 200)
+_YES = ("1", "true", "on")
+# The list's filters when the query string cannot be read (an error page shows no customers).
+_NO_FILTERS: dict[str, Any] = {
+    "stage": None,
+    "phase": None,
+    "cognitive_loyalty": False,
+    "rung": None,
+    "moved_from": None,
+    "moved_to": None,
+    "at_risk": False,
+    "sort": "revenue",
+    "limit": 50,
+    "offset": 0,
+    "ranges": {},
+}
 
 
 @dataclass(frozen=True)
@@ -200,7 +217,11 @@ def _filters(request: Request) -> dict[str, Any]:
     return {
         "stage": q.get("stage") or None,
         "phase": q.get("phase") or None,
-        "cognitive_loyalty": q.get("cognitive_loyalty") in ("1", "true", "on"),
+        "cognitive_loyalty": q.get("cognitive_loyalty") in _YES,
+        "rung": q.get("rung") or None,
+        "moved_from": q.get("moved_from") or None,
+        "moved_to": q.get("moved_to") or None,
+        "at_risk": q.get("at_risk") in _YES,
         "sort": q.get("sort") or "revenue",
         "limit": limit if limit in _PAGE_SIZES else 50,
         "offset": max(int(_number(q.get("offset")) or 0), 0),
@@ -232,15 +253,7 @@ def customers_page(request: Request, q: str | None = None) -> Response:
         else:
             return RedirectResponse(f"/customers/{quote(customer_id, safe='')}", status_code=303)
     error, page = None, {"total": 0, "customers": []}
-    filters: dict[str, Any] = {
-        "stage": None,
-        "phase": None,
-        "cognitive_loyalty": False,
-        "sort": "revenue",
-        "limit": 50,
-        "offset": 0,
-        "ranges": {},
-    }
+    filters = dict(_NO_FILTERS)
     try:
         filters = _filters(request)
         page = engine.customers(**filters)
@@ -264,6 +277,9 @@ def customers_page(request: Request, q: str | None = None) -> Response:
         f=filters,
         stages=STAGES,
         phases=tuple(dict.fromkeys(PHASES.values())),
+        rungs=RUNGS,
+        moved_from_states=STATES,
+        moved_to_states=MOVED_TO,
         sorts=(*SORTS, *VALUE_SORTS),
         attributes=ATTRIBUTES,
         range_columns=_RANGE_FIELDS,

@@ -78,18 +78,30 @@ def get_customers(
     stage: str | None = None,
     phase: str | None = None,
     cognitive_loyalty: bool = False,
+    rung: str | None = None,
+    moved_from: str | None = None,
+    moved_to: str | None = None,
+    at_risk: bool = False,
     sort: str = "revenue",
     limit: int = 50,
     offset: int = 0,
     _role: str = Depends(person_reader),
     who: Principal = Depends(principal),
 ) -> dict[str, Any]:
-    """Return one page of customers from the last scoring: total and rows."""
+    """Return one page of customers from the last scoring: total and rows.
+
+    `rung` (reached at least), `moved_from`/`moved_to` (the last move) and `at_risk` select
+    the customers behind the ladder's, the transitions' and the value's counts.
+    """
     engine = request.app.state.troth.engine
     page = engine.customers(
         stage=stage,
         phase=phase,
         cognitive_loyalty=cognitive_loyalty,
+        rung=rung,
+        moved_from=moved_from,
+        moved_to=moved_to,
+        at_risk=at_risk,
         sort=sort,
         limit=limit,
         offset=offset,

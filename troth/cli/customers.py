@@ -18,7 +18,9 @@ from troth.cli.common import (
     open_engine,
     print_json,
 )
+from troth.engagement.ladder import RUNGS
 from troth.engagement.listing import SORTS
+from troth.engagement.transitions import MOVED_TO, STATES
 from troth.value.report import VALUE_SORTS
 
 app = typer.Typer(help="Look at customers.", no_args_is_help=True)
@@ -71,6 +73,27 @@ def list_command(
     cognitive_loyalty: Annotated[
         bool, typer.Option("--cognitive-loyalty", help="Only the cognitively loyal.")
     ] = False,
+    rung: Annotated[
+        str | None,
+        typer.Option(help=f"Only customers who reached this rung: {', '.join(RUNGS)}."),
+    ] = None,
+    moved_from: Annotated[
+        str | None,
+        typer.Option(
+            help="Only customers who moved out of this state between the last two snapshots "
+            f"({', '.join(STATES)}); with --moved-to, that transition (equal: stayed)."
+        ),
+    ] = None,
+    moved_to: Annotated[
+        str | None,
+        typer.Option(
+            help="Only customers who moved into this state between the last two snapshots "
+            f"({', '.join(MOVED_TO)})."
+        ),
+    ] = None,
+    at_risk: Annotated[
+        bool, typer.Option("--at-risk", help="Only at-risk customers (low P(alive), high value).")
+    ] = False,
     sort: Annotated[
         str, typer.Option(help=f"Sort by one of: {', '.join(SORTS + VALUE_SORTS)}.")
     ] = "revenue",
@@ -86,6 +109,10 @@ def list_command(
             stage=stage,
             phase=phase,
             cognitive_loyalty=cognitive_loyalty,
+            rung=rung,
+            moved_from=moved_from,
+            moved_to=moved_to,
+            at_risk=at_risk,
             sort=sort,
             limit=limit,
             offset=offset,

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 from troth.dashboard import charts
 from troth.engagement.attributes import ATTRIBUTES
 from troth.engagement.stages import PHASES, STAGES
+from troth.engagement.transitions import MOVED_TO
 from troth.engine import Engine
 
 __all__ = ["customers_url", "cycle_layout", "overview", "range_label"]
@@ -175,6 +176,36 @@ def overview(engine: Engine, *, personal: bool, links: bool, top: int = 10) -> d
             for a, rows in attributes.items()
         },
     }
+    # The list reads a stage's inflow as moved_to alone, its outflow as moved_from alone.
+    flow_rows = [
+        {
+            "stage": s,
+            **flows[s],
+            "url": link(stage=s),
+            "inflow_url": link(moved_to=s),
+            "outflow_url": link(moved_from=s),
+            "stayed_url": link(moved_from=s, moved_to=s),
+        }
+        for s in STAGES
+        if s in flows
+    ]
+    matrix = transitions["matrices"][latest] if latest else {}
+    # Nobody moves to "new": its column is always empty, as in the heat map.
+    matrix_columns = list(MOVED_TO) if matrix else []
+    matrix_rows = [
+        {
+            "from": source,
+            "cells": [
+                {
+                    "to": target,
+                    "customers": targets.get(target, 0),
+                    "url": link(moved_from=source, moved_to=target),
+                }
+                for target in matrix_columns
+            ],
+        }
+        for source, targets in matrix.items()
+    ]
     if latest:
         specs["stages-over-time"] = charts.stages_over_time_chart(transitions)
         specs["transitions"] = charts.transition_chart(latest, transitions["matrices"][latest])
@@ -192,9 +223,15 @@ def overview(engine: Engine, *, personal: bool, links: bool, top: int = 10) -> d
         "withheld": distribution["withheld"],
         "withheld_by_reason": distribution["withheld_by_reason"],
         "latest_period": latest,
-        "flows": [{"stage": s, **flows[s], "url": link(stage=s)} for s in STAGES if s in flows],
+        "flows": flow_rows,
+        "matrix_columns": matrix_columns,
+        "matrix": matrix_rows,
         "ladder": [
-            {"rung": spec_row["rung"], "customers": spec_row["customers"]}
+            {
+                "rung": spec_row["rung"],
+                "customers": spec_row["customers"],
+                "url": link(rung=spec_row["rung"]),
+            }
             for spec_row in specs["ladder"]["data"]["values"]
         ],
         "ladder_conversion": ladder.get("overall", {}).get("conversion", {}),
@@ -203,6 +240,7 @@ def overview(engine: Engine, *, personal: bool, links: bool, top: int = 10) -> d
         "value": {
             "buyers": value["buyers"],
             "at_risk": value["at_risk"],
+            "at_risk_url": link(at_risk=True),
             "totals": value["totals"],
             "clv": value_bins["clv"],
             "cev": value_bins["cev"],

@@ -1,4 +1,5 @@
-"""Lists of customers by stage, phase and cognitive loyalty, from the last scoring."""
+"""Lists of customers by stage, phase, cognitive loyalty, ladder rung, last move and risk,
+from the last scoring."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import ibis
+import ibis.expr.types as ir
 
 from troth.engagement.attributes import ATTRIBUTES
+from troth.engagement.ladder import RUNGS
 from troth.engagement.stages import PHASES, STAGES
+from troth.engagement.transitions import MOVED_TO, STATES, latest_moves
 from troth.errors import TrothError
-from troth.store import Database
+from troth.store import Database, Session
 
 __all__ = ["LIST_COLUMNS", "RANGES", "SORTS", "example_customers", "list_customers"]
 
@@ -62,6 +66,10 @@ def list_customers(
     offset: int = 0,
     extra: tuple[str, tuple[str, ...]] | None = None,
     ranges: Mapping[str, Range] | None = None,
+    rung: str | None = None,
+    moved_from: str | None = None,
+    moved_to: str | None = None,
+    at_risk: bool = False,
 ) -> dict[str, Any]:
     """Return {"total", "customers"}: the matching customers, sorted, one page of them.
 
@@ -69,6 +77,12 @@ def list_customers(
     `customer_value` and clv, cev, p_alive) to show too, to sort by (largest first) and to
     narrow. `ranges` maps a column of RANGES or `extra` to (from, to): from <= value < to,
     either end None for open; a customer without a value (no P(alive)) is then left out.
+
+    `rung` keeps the customers who reached that rung of the ladder (at least: the ladder's
+    counts are cumulative). `moved_from`/`moved_to` keep the customers by their move between
+    the last two snapshots, in the states of the transition matrix: both given, that matrix
+    cell (equal: those who stayed); one alone, a change of state (the stage's outflow or
+    inflow). `at_risk` keeps the at-risk customers of `extra`'s table (customer_value).
     """
     extra_table, extra_columns = extra or ("", ())
     if stage is not None and stage not in STAGES:
@@ -82,6 +96,9 @@ def list_customers(
         )
     if limit < 1 or offset < 0:
         raise TrothError("limit must be at least 1 and offset at least 0")
+    _check_rung_and_moves(rung, moved_from, moved_to)
+    if at_risk and not extra_table:
+        raise TrothError("at_risk needs the value scores (customer_value): run `troth score`")
     ranges = dict(ranges or {})
     unknown = sorted(set(ranges) - set(RANGES + extra_columns))
     if unknown:
@@ -120,6 +137,13 @@ def list_customers(
             rows = rows.filter(rows.phase == phase)
         if cognitive_loyalty:
             rows = rows.filter(rows.cognitive_loyalty)
+        if rung is not None:
+            rows = rows.filter(rows.customer_id.isin(_reached(session, rung)))
+        if moved_from is not None or moved_to is not None:
+            rows = rows.filter(rows.customer_id.isin(_moved(session, moved_from, moved_to)))
+        if at_risk:
+            risky = session.table(extra_table)
+            rows = rows.filter(rows.customer_id.isin(risky.filter(risky.at_risk).customer_id))
         for column, (low, high) in ranges.items():
             if low is not None:
                 rows = rows.filter(rows[column] >= low)
@@ -139,6 +163,48 @@ def list_customers(
     for row in customers:
         row["last_seen"] = row["last_seen"].isoformat() if row["last_seen"] else None
     return {"total": total, "customers": customers}
+
+
+def _check_rung_and_moves(rung: str | None, moved_from: str | None, moved_to: str | None) -> None:
+    """Raise TrothError unless the rung and move filters name a rung and matrix states."""
+    if rung is not None and rung not in RUNGS:
+        raise TrothError(f"unknown rung '{rung}'; choose one of {', '.join(RUNGS)}")
+    if moved_from is not None and moved_from not in STATES:
+        raise TrothError(
+            f"unknown state to move from '{moved_from}'; choose one of {', '.join(STATES)}"
+        )
+    if moved_to is not None and moved_to not in MOVED_TO:
+        raise TrothError(
+            f"unknown state to move to '{moved_to}'; choose one of {', '.join(MOVED_TO)}"
+        )
+
+
+def _reached(session: Session, rung: str) -> ir.Column:
+    """Return the ids of the customers who reached `rung`, as ladder_report counts them."""
+    try:
+        ladder = session.table("customer_ladder")
+    except TrothError as exc:
+        raise TrothError("no ladder yet: run `troth score` first") from exc
+    return ladder.filter(ladder[f"reached_{rung}"]).customer_id
+
+
+def _moved(session: Session, moved_from: str | None, moved_to: str | None) -> ir.Column:
+    """Return the ids of the customers who moved so between the last two snapshots."""
+    moves = latest_moves(session)
+    if moves is None:
+        # One snapshot: nobody moved, as the transitions show no matrix.
+        moves = ibis.memtable(
+            {"customer_id": [], "from_state": [], "to_state": []},
+            schema={"customer_id": "string", "from_state": "string", "to_state": "string"},
+        )
+    if moved_from is not None:
+        moves = moves.filter(moves.from_state == moved_from)
+    if moved_to is not None:
+        moves = moves.filter(moves.to_state == moved_to)
+    if moved_from is None or moved_to is None:
+        # One end alone asks for a move (inflow, outflow): those who stayed did not move.
+        moves = moves.filter(moves.from_state != moves.to_state)
+    return moves.customer_id
 
 
 def example_customers(db: Database, per_stage: int = 1) -> list[dict[str, Any]]:

@@ -18,10 +18,12 @@ from troth.errors import TrothError
 from troth.privacy.consent import personalised_only
 from troth.store import Database, Session
 
-__all__ = ["STATES", "stage_movers", "stage_transitions"]
+__all__ = ["MOVED_TO", "STATES", "latest_moves", "stage_movers", "stage_transitions"]
 
 # Row and column states of a transition matrix, in the order they are shown.
 STATES = ("new", "none", *STAGES)
+# States a customer can move to: nobody becomes new (the matrix's "new" column stays empty).
+MOVED_TO = ("none", *STAGES)
 
 
 def _history(session: Session) -> tuple[ir.Table, ir.Table, list[tuple[Any, str]]]:
@@ -81,6 +83,15 @@ def _pairs(history: ir.Table, features: ir.Table, snapshots: list[tuple[Any, str
         from_state=joined.was_there.ifelse(joined.from_stage, was_new.ifelse("new", "none")),
         to_state=joined.to_stage,
     )
+
+
+def latest_moves(session: Session) -> ir.Table | None:
+    """Return customer_id, from_state, to_state between the last two snapshots (the states of
+    stage_transitions' latest matrix), None when the history has fewer than two snapshots."""
+    history, features, snapshots = _history(session)
+    if len(snapshots) < 2:
+        return None
+    return _pairs(history, features, snapshots[-2:]).select("customer_id", "from_state", "to_state")
 
 
 def stage_transitions(db: Database) -> dict[str, Any]:
