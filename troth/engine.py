@@ -105,7 +105,7 @@ class Engine:
                 self._reads.popitem(last=False)
         return copy.deepcopy(value)
 
-    def _forget_reads(self) -> None:
+    def forget_reads(self) -> None:
         """Drop every remembered read: the derived tables have changed."""
         with self._reads_lock:
             self._reads.clear()
@@ -188,7 +188,7 @@ class Engine:
             self.settings.privacy.model_dump(),
         )
         value = score_value(self.db, when, self.settings.value.model_dump(), progress)
-        self._forget_reads()
+        self.forget_reads()
         return dataclasses.replace(stages, value=dataclasses.asdict(value))
 
     def stage_distribution(self) -> dict[str, Any]:
@@ -409,7 +409,7 @@ class Engine:
         try:
             return erase_customer(self.db, identifier, actor)
         finally:
-            self._forget_reads()
+            self.forget_reads()
 
     # The customer portal and consent changes made for the customer (troth.privacy.portal).
 
