@@ -131,14 +131,18 @@ class Engine:
         """Bring customers up to date with the events stored so far; return what changed."""
         return resolve_identities(self.db, self.settings.identity.merge_on)
 
+    def _resolve_before_read(self) -> None:
+        """Resolve identities of new events first, unless a server's background loop does it."""
+        if self.resolve_on_read and identities_stale(self.db):
+            self.resolve_identities()
+
     def identities_stale(self) -> bool:
         """Return True when stored events have not been through identity resolution yet."""
         return identities_stale(self.db)
 
     def customer(self, identifier: str) -> dict[str, Any]:
         """Return the profile of the customer holding `identifier` (any of their identifiers)."""
-        if self.resolve_on_read and identities_stale(self.db):
-            self.resolve_identities()
+        self._resolve_before_read()
         try:
             profile = customer_profile(self.db, identifier)
         except CustomerNotFound:
@@ -276,8 +280,7 @@ class Engine:
 
     def summary(self) -> dict[str, Any]:
         """Return store-wide counts: customers, events by name and channel, identity merges."""
-        if self.resolve_on_read and identities_stale(self.db):
-            self.resolve_identities()
+        self._resolve_before_read()
         return store_summary(self.db)
 
     def mark_demo(self) -> None:
@@ -325,16 +328,14 @@ class Engine:
 
         The export is recorded in the audit log as `actor`'s.
         """
-        if self.resolve_on_read and identities_stale(self.db):
-            self.resolve_identities()
+        self._resolve_before_read()
         customer_id, size = write_export(self.db, identifier, out, self.settings.privacy)
         audit(self.db, actor, "customer.export", customer_id, f"{size} bytes")
         return customer_id, size
 
     def export_file(self, identifier: str, path: Path, actor: str) -> tuple[str, int]:
         """Write a person's export to a new file at `path`; return (customer id, bytes)."""
-        if self.resolve_on_read and identities_stale(self.db):
-            self.resolve_identities()
+        self._resolve_before_read()
         customer_id, size = write_export_file(self.db, identifier, path, self.settings.privacy)
         audit(self.db, actor, "customer.export", customer_id, f"file {path.name}, {size} bytes")
         return customer_id, size
@@ -348,8 +349,7 @@ class Engine:
         offset: int = 0,
     ) -> dict[str, Any]:
         """Return one page of who may be contacted on `channel` now: total and rows."""
-        if self.resolve_on_read and identities_stale(self.db):
-            self.resolve_identities()
+        self._resolve_before_read()
         privacy = self.settings.privacy
         with self.db.session() as session:
             listed = contact_list(
@@ -368,8 +368,7 @@ class Engine:
 
     def contacts_file(self, channel: str, path: Path, actor: str, stage: str | None = None) -> int:
         """Write the contact list of `channel` to a new CSV file; return its rows."""
-        if self.resolve_on_read and identities_stale(self.db):
-            self.resolve_identities()
+        self._resolve_before_read()
         privacy = self.settings.privacy
         rows = write_contact_file(
             self.db, channel, path, privacy.purposes, privacy.granted_by_default, stage
@@ -415,8 +414,7 @@ class Engine:
 
     def _current_customer_id(self, identifier: str) -> str:
         """Return the customer id holding `identifier`, resolving new events first."""
-        if self.resolve_on_read and identities_stale(self.db):
-            self.resolve_identities()
+        self._resolve_before_read()
         return find_customer(self.db, identifier)
 
     def portal_base_url(self, fallback: str | None = None) -> str:
